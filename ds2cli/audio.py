@@ -1,0 +1,92 @@
+"""Reading audio: the only module that touches audio files. Everything comes out as mono float32
+at the requested sample rate."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+import numpy as np
+import soundfile as sf
+
+from ds2cli.errors import AudioError
+
+SAMPLE_RATE = 16000  # DS2 works on 16 kHz audio
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    sample_rate: int
+    frames: int
+    channels: int
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def audio_info(path, verify: bool = True) -> AudioInfo:
+    """Read length and rate from the file header. With `verify`, also decode the last frame,
+    which catches truncated files whose header promises more than is there."""
+    try:
+        with sf.SoundFile(str(path)) as f:
+            info = AudioInfo(f.samplerate, f.frames, f.channels)
+            if info.frames <= 0:
+                raise AudioError(f"{path}: empty audio (0 samples)")
+            if verify:
+                f.seek(info.frames - 1)
+                if len(f.read(1)) != 1:
+                    raise AudioError(f"{path}: truncated audio (header says {info.frames} samples)")
+    except AudioError:
+        raise
+    except FileNotFoundError:
+        raise AudioError(f"{path}: no such file") from None
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as err:
+        raise AudioError(f"{path}: unreadable audio ({_short(err)})") from None
+    return info
+
+
+def read_audio(path, sample_rate: int = SAMPLE_RATE, offset: float = 0.0,
+               duration: float | None = None) -> np.ndarray:
+    """Return samples as float32 mono at `sample_rate`. shape = (n_samples,)
+
+    `offset` and `duration` (seconds) select a segment, as in NeMo manifests."""
+    try:
+        with sf.SoundFile(str(path)) as f:
+            native = f.samplerate
+            start = int(round(offset * native))
+            if start:
+                f.seek(start)
+            frames = -1 if duration is None else int(round(duration * native))
+            data = f.read(frames, dtype="float32", always_2d=True)
+    except FileNotFoundError:
+        raise AudioError(f"{path}: no such file") from None
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as err:
+        raise AudioError(f"{path}: unreadable audio ({_short(err)})") from None
+    if data.size == 0:
+        raise AudioError(f"{path}: empty audio (0 samples)")
+    wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if not np.isfinite(wave).all():
+        raise AudioError(f"{path}: audio contains NaN or infinite samples")
+    return resample(wave, native, sample_rate)
+
+
+def resample(wave: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
+    """Band-limited resampling (torchaudio's sinc interpolation). shape = (n,) -> (n * new/orig,)"""
+    if orig_rate == new_rate:
+        return np.ascontiguousarray(wave, dtype=np.float32)
+    import torch
+    import torchaudio.functional as AF
+
+    out = AF.resample(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), orig_rate, new_rate)
+    return out.numpy()
+
+
+def write_audio(path, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write 16-bit PCM (WAV or FLAC by extension), atomically."""
+    from ds2cli.fileio import atomic_path
+
+    fmt = "FLAC" if str(path).lower().endswith(".flac") else "WAV"
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), np.clip(wave, -1.0, 1.0), sample_rate, subtype="PCM_16", format=fmt)
+
+
+def _short(err: Exception) -> str:
+    return str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__

@@ -1,0 +1,39 @@
+"""Helpers shared by the commands: error reporting, progress bars, JSON output."""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+
+import click
+
+from ds2cli.errors import DS2Error
+
+
+def user_errors(func):
+    """Turn a library DS2Error into a one-line `Error: ...` and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except DS2Error as err:
+            raise click.ClickException(str(err)) from None
+
+    return wrapper
+
+
+def progress(iterable=None, *, total=None, desc=None, quiet=False, unit="it"):
+    """A tqdm bar on a terminal; silent in logs (no TTY) or with --quiet."""
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit=unit, dynamic_ncols=True,
+                disable=quiet or not sys.stderr.isatty(), leave=False)
+
+
+def echo_json(obj) -> None:
+    click.echo(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

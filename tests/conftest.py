@@ -1,0 +1,30 @@
+"""Shared fixtures. Real recordings live in ../shared/data beside the project; tests that need
+them skip with a reason when it is absent (a user's fresh clone)."""
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def _shared(name: str) -> Path:
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        pytest.skip(f"real recordings not found at {path} (../shared/data is absent)")
+    return path
+
+
+@pytest.fixture
+def fsdd_dir() -> Path:
+    return _shared("fsdd")
+
+
+@pytest.fixture
+def arctic_dir() -> Path:
+    return _shared("arctic-cathy")
+
+
+@pytest.fixture
+def noise_dir() -> Path:
+    return _shared("noise")
