@@ -2,6 +2,7 @@
 at the requested sample rate."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
@@ -9,6 +10,7 @@ import soundfile as sf
 from ds2cli.errors import AudioError
 
 SAMPLE_RATE = 16000  # DS2 works on 16 kHz audio
+_WAV_DATA_SHORT = re.compile(r"^data : (\d+) \(should be (\d+)\)", re.M)  # libsndfile's WAV report
 
 
 @dataclass(frozen=True)
@@ -23,17 +25,28 @@ class AudioInfo:
 
 
 def audio_info(path, verify: bool = True) -> AudioInfo:
-    """Read length and rate from the file header. With `verify`, also decode the last frame,
-    which catches truncated files whose header promises more than is there."""
+    """Read length and rate from the file header. With `verify`, also check that the file holds
+    what its header promises (decode the last frame; compare a WAV data chunk with the file size),
+    which catches truncated files."""
     try:
         with sf.SoundFile(str(path)) as f:
             info = AudioInfo(f.samplerate, f.frames, f.channels)
+            extra = f.extra_info
             if info.frames <= 0:
                 raise AudioError(f"{path}: empty audio (0 samples)")
             if verify:
-                f.seek(info.frames - 1)
-                if len(f.read(1)) != 1:
-                    raise AudioError(f"{path}: truncated audio (header says {info.frames} samples)")
+                short = _WAV_DATA_SHORT.search(extra)
+                if short and int(short.group(2)) < int(short.group(1)):
+                    raise AudioError(f"{path}: truncated audio (data chunk is {short.group(1)} bytes, "
+                                     f"the file holds {short.group(2)})")
+                try:
+                    f.seek(info.frames - 1)
+                    complete = len(f.read(1)) == 1
+                except (sf.LibsndfileError, RuntimeError):
+                    complete = False
+                if not complete:
+                    raise AudioError(f"{path}: truncated audio (header says {info.frames} samples, "
+                                     "the end cannot be read)")
     except AudioError:
         raise
     except FileNotFoundError:

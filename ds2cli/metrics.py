@@ -39,45 +39,19 @@ class ErrorCounts:
 
 
 def edit_counts(ref: list, hyp: list) -> ErrorCounts:
-    """Levenshtein alignment of two unit sequences with backtrace counts. Among alignments of
-    minimal cost, prefers hits/substitutions, like jiwer (rapidfuzz) does."""
-    n, m = len(ref), len(hyp)
-    if n == 0:
-        return ErrorCounts(insertions=m)
-    if m == 0:
-        return ErrorCounts(deletions=n)
-    # cost[i][j]: distance between ref[:i] and hyp[:j]
-    prev = list(range(m + 1))
-    back = [[2] * (m + 1)]  # 0 diag, 1 deletion (up), 2 insertion (left)
-    for i in range(1, n + 1):
-        cur = [i] + [0] * m
-        row = [1] + [0] * m
-        r = ref[i - 1]
-        for j in range(1, m + 1):
-            diag = prev[j - 1] + (r != hyp[j - 1])
-            up = prev[j] + 1
-            left = cur[j - 1] + 1
-            best = min(diag, up, left)
-            cur[j] = best
-            row[j] = 0 if best == diag else (1 if best == up else 2)
-        back.append(row)
-        prev = cur
+    """Levenshtein alignment counts of two unit sequences. rapidfuzz's C++ editops picks among
+    equally short alignments exactly as jiwer does (jiwer uses it), so S/D/I split the same way."""
+    from rapidfuzz.distance import Levenshtein
+
     counts = ErrorCounts()
-    i, j = n, m
-    while i > 0 or j > 0:
-        move = back[i][j] if i > 0 and j > 0 else (1 if i > 0 else 2)
-        if move == 0:
-            if ref[i - 1] == hyp[j - 1]:
-                counts.hits += 1
-            else:
-                counts.substitutions += 1
-            i, j = i - 1, j - 1
-        elif move == 1:
+    for op in Levenshtein.editops(ref, hyp):
+        if op.tag == "replace":
+            counts.substitutions += 1
+        elif op.tag == "delete":
             counts.deletions += 1
-            i -= 1
         else:
             counts.insertions += 1
-            j -= 1
+    counts.hits = len(ref) - counts.substitutions - counts.deletions
     return counts
 
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 
 import click
 
 from ds2cli.errors import DS2Error
+from ds2cli.progress import progress  # noqa: F401  (re-exported for commands)
 
 
 def user_errors(func):
@@ -21,14 +21,6 @@ def user_errors(func):
             raise click.ClickException(str(err)) from None
 
     return wrapper
-
-
-def progress(iterable=None, *, total=None, desc=None, quiet=False, unit="it"):
-    """A tqdm bar on a terminal; silent in logs (no TTY) or with --quiet."""
-    from tqdm import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, unit=unit, dynamic_ncols=True,
-                disable=quiet or not sys.stderr.isatty(), leave=False)
 
 
 def echo_json(obj) -> None:
