@@ -2,6 +2,7 @@
 at the requested sample rate."""
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 import numpy as np
@@ -28,6 +29,7 @@ def audio_info(path, verify: bool = True) -> AudioInfo:
     """Read length and rate from the file header. With `verify`, also check that the file holds
     what its header promises (decode the last frame; compare a WAV data chunk with the file size),
     which catches truncated files."""
+    _require_file(path)
     try:
         with sf.SoundFile(str(path)) as f:
             info = AudioInfo(f.samplerate, f.frames, f.channels)
@@ -61,6 +63,7 @@ def read_audio(path, sample_rate: int = SAMPLE_RATE, offset: float = 0.0,
     """Return samples as float32 mono at `sample_rate`. shape = (n_samples,)
 
     `offset` and `duration` (seconds) select a segment, as in NeMo manifests."""
+    _require_file(path)
     try:
         with sf.SoundFile(str(path)) as f:
             native = f.samplerate
@@ -99,6 +102,11 @@ def write_audio(path, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     fmt = "FLAC" if str(path).lower().endswith(".flac") else "WAV"
     with atomic_path(path) as tmp:
         sf.write(str(tmp), np.clip(wave, -1.0, 1.0), sample_rate, subtype="PCM_16", format=fmt)
+
+
+def _require_file(path) -> None:
+    if not os.path.isfile(path):
+        raise AudioError(f"{path}: no such file")
 
 
 def _short(err: Exception) -> str:
