@@ -3,6 +3,7 @@ alphabet, the LM training text and the feature statistics, and the skip report."
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import multiprocessing
 import time
@@ -64,11 +65,14 @@ def prepare_recipe(recipe: dict, out_dir, *, data_dir: str | None = None, jobs: 
     """Run the preparation a recipe's [data] section describes into `out_dir`."""
     from ds2cli.recipe import section
 
+    from ds2cli.features import FeatureConfig
+
     cfg = section(recipe, "data", DataConfig)
+    features = section(recipe, "features", FeatureConfig)
     folder = data_dir or cfg.data_dir or None
     return prepare(cfg.corpus, folder, out_dir, jobs=jobs or cfg.jobs, seed=cfg.seed, units=cfg.units,
                    vocab_size=cfg.vocab_size or None, stats_utterances=cfg.stats_utterances,
-                   force=force, quiet=quiet, **cfg.options)
+                   force=force, quiet=quiet, feature_config=features, **cfg.options)
 
 
 @dataclass
@@ -105,7 +109,7 @@ def is_prepared(out_dir) -> bool:
 
 def prepare(corpus: str, corpus_dir, out_dir, *, jobs: int = 1, seed: int = 0, units: str = "char",
             vocab_size: int | None = None, stats_utterances: int = 500, force: bool = False,
-            quiet: bool = True, **options) -> PrepareReport:
+            quiet: bool = True, feature_config=None, **options) -> PrepareReport:
     """Prepare `corpus` into `out_dir`: manifests/<split>.jsonl, tokenizer.json, feature_stats.json,
     lm_text.txt (training transcripts, for the LM) and prepare_report.json. Re-running a finished
     preparation is a no-op unless `force`."""
@@ -117,6 +121,13 @@ def prepare(corpus: str, corpus_dir, out_dir, *, jobs: int = 1, seed: int = 0, u
     module = load_preparer(corpus)
     if corpus_dir is not None and not Path(corpus_dir).is_dir():
         raise DS2Error(f"{corpus_dir}: corpus folder not found")
+    accepted = inspect.signature(module.collect).parameters
+    if "quiet" in accepted:
+        options["quiet"] = quiet
+    unknown = sorted(set(options) - set(accepted))
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        known = [n for n, p in accepted.items() if p.kind is p.KEYWORD_ONLY and n not in ("jobs", "seed", "quiet")]
+        raise DS2Error(f"{corpus}: unknown option(s) {', '.join(unknown)} (expected {', '.join(known) or 'none'})")
     collected: Collected = module.collect(Path(corpus_dir).resolve() if corpus_dir else None, out_dir,
                                           jobs=jobs, seed=seed, **options)
     language = collected.language
@@ -139,7 +150,7 @@ def prepare(corpus: str, corpus_dir, out_dir, *, jobs: int = 1, seed: int = 0, u
 
     from ds2cli.features import FeatureConfig, stats_from_manifest
 
-    stats = stats_from_manifest(splits["train"], FeatureConfig(), stats_utterances, seed)
+    stats = stats_from_manifest(splits["train"], feature_config or FeatureConfig(), stats_utterances, seed)
     split_info = {}
     for name, rows in splits.items():
         path = out_dir / "manifests" / f"{name}.jsonl"
@@ -205,13 +216,20 @@ def _validate(items: list[Item], language: str, jobs: int, skipped: list[Skip], 
     bar = progress(total=len(args), desc=f"checking {split}", quiet=quiet, unit="file")
     rows = []
     if jobs > 1 and len(args) > 64:
-        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+        with multiprocessing.get_context("spawn").Pool(jobs, initializer=_one_thread) as pool:
             results = pool.imap(_check_item, args, chunksize=chunk)
             rows = _collect(results, skipped, bar)
     else:
         rows = _collect(map(_check_item, args), skipped, bar)
     bar.close()
     return rows
+
+
+def _one_thread() -> None:
+    """Worker processes share the cores: more threads each would only oversubscribe them."""
+    import os
+
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 def _collect(results, skipped, bar) -> list[dict]:

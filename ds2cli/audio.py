@@ -2,6 +2,7 @@
 at the requested sample rate."""
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -89,10 +90,18 @@ def resample(wave: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
     if orig_rate == new_rate:
         return np.ascontiguousarray(wave, dtype=np.float32)
     import torch
-    import torchaudio.functional as AF
 
-    out = AF.resample(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), orig_rate, new_rate)
+    with torch.inference_mode():
+        out = _resampler(orig_rate, new_rate)(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)))
     return out.numpy()
+
+
+@functools.lru_cache(maxsize=8)
+def _resampler(orig_rate: int, new_rate: int):
+    """The filter kernel is built once per rate pair (building it costs more than applying it)."""
+    import torchaudio.transforms as T
+
+    return T.Resample(orig_rate, new_rate)
 
 
 def write_audio(path, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:

@@ -1,0 +1,139 @@
+"""Convergence of ds2cli's NTM (or the LSTM baseline) on the paper's tasks, over several seeds.
+
+For each seed: train for a budget of sequences, validating every --eval-every sequences on a
+fixed validation set from the training distribution (and, with --select-len, one longer length;
+validation sets use other seeds than the test sets). Record the learning curve, the first point
+where validation bit errors per sequence fall below --threshold, and evaluate the best
+checkpoint (lowest validation cost) at the task's test lengths. Report the median over seeds.
+
+    python -m benchmarks.ntm_convergence --task copy --seeds 3
+    python -m benchmarks.ntm_convergence --task copy --model lstm --seeds 1 --sequences 20000
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from dataclasses import asdict
+
+import torch
+
+from ds2cli.fileio import write_json
+from ds2cli.ntm.run import DEFAULT_EVAL_SEQUENCES, DEFAULT_TRAINING, SELECT_LEN
+from ds2cli.ntm.tasks import TASKS
+from ds2cli.ntm.train import TrainConfig, evaluate, maybe_drop_lr, new_run, paper_configs, train
+
+LOAD_CAVEAT = ("Run on a 2-core CPU shared with up to 5 other engineers' jobs (load average often 4-9): "
+               "wall-clock times are inflated by their load and are not comparable between runs; "
+               "sequence counts and costs are unaffected.")
+
+def run_seed(args, seed: int) -> dict:
+    task = TASKS[args.task]()
+    model_cfg, paper_lr = paper_configs(task, args.model, args.controller)
+    lr = args.lr or paper_lr
+    cfg = TrainConfig(steps=args.sequences // args.batch_size, batch_size=args.batch_size, lr=lr, seed=seed,
+                      checkpoint_every=10 ** 9, lr_drop_below=None if args.no_lr_drop else 1.0)
+    run = new_run(task, model_cfg, cfg)
+    val_seed = 50_000 + seed  # validation sets differ from the test sets (eval seed 1)
+    chunk = max(1, args.eval_every // args.batch_size)
+    curve, best, best_state, converged_at = [], None, None, None
+    t0 = time.perf_counter()
+    while run.step < cfg.steps:
+        train(run, min(chunk, cfg.steps - run.step))
+        val = evaluate(run.model, task, None, args.val_sequences, seed=val_seed)
+        point = {"sequences": run.step * cfg.batch_size, "seconds": round(time.perf_counter() - t0, 1),
+                 "val_cost": val.cost, "val_bit_errors": val.bit_errors}
+        score = val.cost
+        if args.select_len:
+            long = evaluate(run.model, task, args.select_len, args.val_sequences, seed=val_seed)
+            point.update(select_cost=long.cost, select_bit_errors=long.bit_errors)
+            score += long.cost
+        if maybe_drop_lr(run, val.bit_errors):
+            point["lr_dropped"] = True
+        curve.append(point)
+        if converged_at is None and val.bit_errors < args.threshold:
+            converged_at = point["sequences"]
+        if best is None or score < best["score"]:
+            best = {"score": score, **point}
+            best_state = {k: v.clone() for k, v in run.model.state_dict().items()}
+        print(f"[{args.task} {args.model} seed {seed}] {point}", flush=True)
+        if converged_at is not None and args.stop_when_converged:
+            break
+    train_seconds = time.perf_counter() - t0
+    run.model.load_state_dict(best_state)
+    n_eval = DEFAULT_EVAL_SEQUENCES.get(task.name, 100)
+    lengths = [task.parse_length(v) for v in args.eval_len] if args.eval_len else list(task.default_eval)
+    tests = [asdict(evaluate(run.model, task, length, n_eval, seed=1)) for length in lengths]
+    for t in tests:
+        print(f"[{args.task} {args.model} seed {seed}] test {t}", flush=True)
+    return {"seed": seed, "lr": lr, "batch_size": cfg.batch_size, "sequences_trained": run.step * cfg.batch_size,
+            "train_seconds": round(train_seconds, 1), "converged_at_sequences": converged_at,
+            "lr_dropped_at_sequences": run.lr_dropped_at * cfg.batch_size if run.lr_dropped_at else None,
+            "best": best, "test": tests, "curve": curve, "model": model_cfg.to_dict()}
+
+
+def summarise(per_seed: list[dict]) -> dict:
+    """Medians over seeds of the convergence point and every test metric."""
+    conv = [r["converged_at_sequences"] for r in per_seed]
+    out = {"seeds": len(per_seed), "converged_seeds": sum(c is not None for c in conv),
+           "converged_at_sequences": conv,
+           "median_converged_at_sequences": statistics.median(conv) if all(c is not None for c in conv) else None}
+    tests = {}
+    for r in per_seed:
+        for t in r["test"]:
+            row = tests.setdefault(t["length"], {"cost": [], "bit_errors": [], "optimal_cost": t["optimal_cost"]})
+            row["cost"].append(t["cost"])
+            row["bit_errors"].append(t["bit_errors"])
+    out["test_median"] = {length: {"cost": statistics.median(v["cost"]), "bit_errors": statistics.median(v["bit_errors"]),
+                                   "cost_per_seed": v["cost"], "bit_errors_per_seed": v["bit_errors"],
+                                   "optimal_cost": v["optimal_cost"]} for length, v in tests.items()}
+    return out
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--task", choices=sorted(TASKS), default="copy")
+    ap.add_argument("--model", choices=["ntm", "lstm"], default="ntm")
+    ap.add_argument("--controller", choices=["lstm", "ff"], default="lstm")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--sequences", type=int, default=None, help="training budget in sequences")
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=None, help="default: the CLI's (ds2cli.ntm.run.DEFAULT_TRAINING)")
+    ap.add_argument("--eval-every", type=int, default=1000, help="sequences between validations")
+    ap.add_argument("--val-sequences", type=int, default=100)
+    ap.add_argument("--select-len", type=int, default=None, help="also validate at this length to pick the best")
+    ap.add_argument("--threshold", type=float, default=0.1, help="converged: validation bit errors below this")
+    ap.add_argument("--stop-when-converged", action="store_true")
+    ap.add_argument("--no-lr-drop", action="store_true", help="keep the learning rate (no drop once solved)")
+    ap.add_argument("--eval-len", action="append", default=None, help="test lengths (default: the task's)")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    steps, batch, lr = DEFAULT_TRAINING[args.task]  # the CLI's defaults
+    args.batch_size = args.batch_size or batch
+    args.sequences = args.sequences or steps * batch
+    if args.lr is None and args.model == "ntm":
+        args.lr = lr  # the LSTM baseline keeps the paper's rate unless --lr is given
+    if args.select_len is None and args.model == "ntm":
+        args.select_len = SELECT_LEN.get(args.task)
+    torch.set_num_threads(1)
+    name = f"ntm_convergence_{args.task}_{args.model}" + (f"_{args.controller}" if args.model == "ntm" else "")
+    out_path = args.out or f"benchmarks/results/{name.replace('-', '_')}.json"
+    t0 = time.perf_counter()
+    per_seed = [run_seed(args, seed) for seed in range(args.first_seed, args.first_seed + args.seeds)]
+    result = {"benchmark": "ntm_convergence", "task": args.task, "model": args.model,
+              "controller": args.controller if args.model == "ntm" else None,
+              "command": "python -m benchmarks.ntm_convergence " + " ".join(
+                  f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+                  if v not in (None, False) and k != "out"),
+              "args": vars(args), "torch_threads": 1, "torch": torch.__version__, "cpu_count": os.cpu_count(),
+              "load_average_at_end": os.getloadavg(), "wall_seconds": round(time.perf_counter() - t0, 1),
+              "caveat": LOAD_CAVEAT, "summary": summarise(per_seed), "per_seed": per_seed}
+    write_json(out_path, result)
+    print(f"wrote {out_path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""One `ds2cli ntm TASK` invocation as a library call: build or load a run, train, evaluate, plot."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ds2cli.errors import DS2Error
+from ds2cli.ntm.model import count_parameters
+from ds2cli.ntm.tasks import TASKS
+from ds2cli.ntm.train import (EvalResult, Run, TrainConfig, eval_table, evaluate, load_checkpoint, new_run,
+                              paper_configs, train)
+
+# Default training per task for the NTM: (optimiser steps, batch size, learning rate). The paper
+# trains one sequence at a time at lr 1e-4 (3e-5 for n-grams and sorting); we train batches of 16
+# at a larger rate, which reaches the same solutions in fewer sequences and far less time on a
+# CPU (benchmarks/results/ntm.md). `--batch-size 1 --lr 1e-4` gives the paper's exact setting.
+# The LSTM baseline keeps the paper's learning rate unless --lr is given.
+DEFAULT_TRAINING = {
+    "copy": (1_250, 16, 3e-4),                # 20,000 sequences
+    "repeat-copy": (6_250, 16, 3e-4),         # 100,000 sequences
+    "associative-recall": (1_875, 16, 3e-4),  # 30,000 episodes
+    "ngrams": (1_250, 16, 1e-4),              # 20,000 sequences
+    "priority-sort": (1_250, 16, 1e-4),       # 20,000 sequences
+}
+DEFAULT_EVAL_SEQUENCES = {"ngrams": 1000}
+# Also validate at this length when picking the best checkpoint (copy: generalisation is the point).
+SELECT_LEN = {"copy": 50}
+
+
+@dataclass
+class NTMOptions:
+    """The options of `ds2cli ntm TASK`; None means the task's or the paper's default."""
+
+    task: str
+    task_fields: dict = field(default_factory=dict)
+    model: str = "ntm"
+    controller: str = "lstm"
+    steps: int | None = None
+    batch_size: int | None = None
+    seed: int = 0
+    lr: float | None = None
+    momentum: float = 0.9
+    clip: float = 10.0
+    heads: int | None = None
+    write_heads: int | None = None
+    controller_size: int | None = None
+    controller_layers: int | None = None
+    memory_rows: int = 128
+    memory_width: int = 20
+    eval_lens: tuple = ()
+    eval_sequences: int | None = None
+    eval_seed: int = 1
+    checkpoint: str | None = None
+    eval_only: bool = False
+    out: str | None = None
+    checkpoint_every: int = 100
+    plot_dir: str | None = None
+    threads: int = 1
+
+
+@dataclass
+class NTMResult:
+    task: dict
+    model: dict
+    parameters: int
+    training: dict | None
+    evaluation: list[EvalResult]
+    checkpoint: str | None
+    plots: list[str]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["evaluation"] = [asdict(r) for r in self.evaluation]
+        return d
+
+    def summary(self) -> str:
+        m = self.model
+        arch = (f"NTM ({m['controller']} controller {m['hidden_size']}x{m['layers']}, {m['read_heads']}R/"
+                f"{m['write_heads']}W heads, memory {m['memory_rows']}x{m['memory_width']})"
+                if m["model"] == "ntm" else f"LSTM baseline ({m['layers']} x {m['hidden_size']})")
+        lines = [f"{self.task['task']}: {arch}, {self.parameters:,} parameters"]
+        if self.training:
+            t = self.training
+            lines.append(f"trained {t['steps']} steps ({t['sequences']:,} sequences) in {t['seconds']:.0f} s; "
+                         f"best validation at step {t['best']['step']}: cost {t['best']['cost']:.4f} bits, "
+                         f"{t['best']['bit_errors']:.4f} bit errors per sequence")
+        lines.append(eval_table(self.evaluation))
+        if self.checkpoint:
+            lines.append(f"checkpoint: {self.checkpoint}")
+        if self.plots:
+            lines.append(f"plots: {len(self.plots)} PNG in {Path(self.plots[0]).parent}")
+        return "\n".join(lines)
+
+
+def _build_run(opts: NTMOptions) -> Run:
+    task = TASKS[opts.task](**{k: v for k, v in opts.task_fields.items() if v is not None})
+    model_cfg, lr = paper_configs(task, opts.model, opts.controller)
+    if opts.model == "ntm":
+        if opts.heads is not None:
+            model_cfg.read_heads = model_cfg.write_heads = opts.heads
+        if opts.write_heads is not None:
+            model_cfg.write_heads = opts.write_heads
+        model_cfg.memory_rows, model_cfg.memory_width = opts.memory_rows, opts.memory_width
+    if opts.controller_size is not None:
+        model_cfg.hidden_size = opts.controller_size
+    if opts.controller_layers is not None:
+        model_cfg.layers = opts.controller_layers
+    steps, batch_size, ntm_lr = DEFAULT_TRAINING[task.name]
+    train_cfg = TrainConfig(steps=opts.steps if opts.steps is not None else steps,
+                            batch_size=opts.batch_size or batch_size,
+                            lr=opts.lr or (ntm_lr if opts.model == "ntm" else lr),
+                            momentum=opts.momentum, clip=opts.clip, seed=opts.seed,
+                            checkpoint_every=opts.checkpoint_every, select_len=SELECT_LEN.get(task.name))
+    return new_run(task, model_cfg, train_cfg)
+
+
+def run_ntm(opts: NTMOptions, report: Callable[[dict], None] | None = None) -> NTMResult:
+    """Train (unless eval_only), then evaluate at every length and write plots.
+
+    report(row) is called during training with row["done"] of row["total"] steps, "cost" and
+    "bit_errors" per sequence (running averages), for a progress bar.
+    """
+    torch.set_num_threads(opts.threads)
+    if opts.task not in TASKS:
+        raise DS2Error(f"unknown task {opts.task!r}")
+    if opts.eval_only and not opts.checkpoint:
+        raise DS2Error("--eval-only needs --checkpoint")
+    if opts.checkpoint:
+        run = load_checkpoint(opts.checkpoint)
+        if run.task.name != opts.task:
+            raise DS2Error(f"{opts.checkpoint}: a {run.task.name} checkpoint, not {opts.task}")
+    else:
+        run = _build_run(opts)
+    task = run.task
+    lengths = [task.parse_length(text) for text in opts.eval_lens] or list(task.default_eval)
+
+    training, checkpoint = None, opts.checkpoint
+    if not opts.eval_only:
+        steps = opts.steps if opts.steps is not None else run.train_cfg.steps
+        if opts.checkpoint is None:
+            run.train_cfg.steps = steps
+        out = Path(opts.out or f"exp/ntm/{task.name}-{run.model_cfg.model}"
+                   + (f"-{run.model_cfg.controller}" if run.model_cfg.model == "ntm" else ""))
+        start = run.step
+        t0 = time.perf_counter()
+
+        def progress_row(row):
+            if report:
+                report({**row, "done": row["step"] - start, "total": steps})
+
+        train(run, steps, out_dir=out, report=progress_row, keep_best=True)
+        training = {"steps": run.step, "sequences": run.step * run.train_cfg.batch_size,
+                    "seconds": time.perf_counter() - t0, "batch_size": run.train_cfg.batch_size,
+                    "lr": run.train_cfg.lr, "seed": run.train_cfg.seed, "best": dict(run.best)}
+        checkpoint = str(out / "best.pt")
+
+    n_eval = opts.eval_sequences or DEFAULT_EVAL_SEQUENCES.get(task.name, 100)
+    results = [evaluate(run.model, task, length, n_eval, seed=opts.eval_seed) for length in lengths]
+    plots = []
+    if opts.plot_dir:
+        from ds2cli.ntm.plot import plot_sample
+
+        for length in lengths:
+            name = f"{task.name}-{task.format_length(length)}.png"
+            plots.append(str(plot_sample(run.model, task, length, Path(opts.plot_dir) / name, seed=opts.eval_seed)))
+    return NTMResult(task=task.to_dict(), model=run.model_cfg.to_dict(), parameters=count_parameters(run.model),
+                     training=training, evaluation=results, checkpoint=checkpoint, plots=plots)

@@ -1,0 +1,169 @@
+"""NTM training, evaluation, checkpoints and the `ds2cli ntm` commands, on tiny real runs."""
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ds2cli.cli import main
+from ds2cli.errors import DS2Error
+from ds2cli.ntm.model import ModelConfig
+from ds2cli.ntm.tasks import CopyTask, NGramTask
+from ds2cli.ntm.train import (TrainConfig, evaluate, load_checkpoint, new_run, sequence_metrics,
+                              train, train_step)
+
+TINY = ["--batch-size", "2", "--memory-rows", "16", "--memory-width", "6", "--controller-size", "16", "--eval-sequences", "4"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: with two threads on a loaded 2-core machine OpenMP spinning costs 30x."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_run(seed=0, **kw):
+    task = CopyTask(max_len=4)
+    cfg = ModelConfig(task.input_size, task.output_size, hidden_size=16, memory_rows=8, memory_width=6, **kw)
+    return new_run(task, cfg, TrainConfig(batch_size=2, lr=1e-2, seed=seed, checkpoint_every=3))
+
+
+def test_cost_in_bits_and_bit_errors():
+    task = CopyTask()
+    b = task.batch(2, torch.Generator().manual_seed(0), 3)
+    # Perfectly confident right answers: no cost, no errors; logit 0 everywhere: 1 bit per scored bit.
+    sure = (b.targets * 2 - 1) * 50
+    cost, errors = sequence_metrics(sure, b)
+    assert torch.all(cost < 1e-6) and torch.all(errors == 0)
+    cost, errors = sequence_metrics(torch.zeros_like(b.targets), b)
+    torch.testing.assert_close(cost, torch.full((2,), 24.0))  # 3 steps x 8 bits x 1 bit
+    flipped = -sure
+    assert torch.all(sequence_metrics(flipped, b)[1] == 24)
+
+
+def test_training_reduces_cost():
+    run = tiny_run()
+    gen = torch.Generator().manual_seed(1)
+    fixed = run.task.batch(8, gen, 3)
+    before = sequence_metrics(run.model(fixed.inputs), fixed)[0].mean()
+    for _ in range(40):
+        train_step(run, fixed)
+    after = sequence_metrics(run.model(fixed.inputs), fixed)[0].mean()
+    assert after < 0.8 * before
+
+
+def test_checkpoint_round_trip_resumes_exactly(tmp_path):
+    straight = train(tiny_run(), 6)
+    half = train(tiny_run(), 3, out_dir=tmp_path)
+    assert (tmp_path / "best.pt").is_file() and (tmp_path / "last.pt").is_file()
+    ck = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert ck["format"] == "ds2cli-ntm-checkpoint" and ck["step"] == 3 and ck["task"]["task"] == "copy"
+    resumed = load_checkpoint(tmp_path / "last.pt")
+    assert resumed.model_cfg == half.model_cfg and resumed.task == half.task
+    for a, b in zip(resumed.model.state_dict().values(), half.model.state_dict().values()):
+        assert torch.equal(a, b)
+    train(resumed, 3)
+    for a, b in zip(resumed.model.state_dict().values(), straight.model.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def test_bad_checkpoints_name_the_file(tmp_path):
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(DS2Error, match="garbage.pt"):
+        load_checkpoint(garbage)
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, other)
+    with pytest.raises(DS2Error, match="other.pt: not a ds2cli NTM checkpoint"):
+        load_checkpoint(other)
+    with pytest.raises(DS2Error, match="missing.pt: checkpoint not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_evaluation_is_the_same_set_for_every_model():
+    task = NGramTask()
+    a = evaluate(tiny_ngram_model(0), task, 60, sequences=10, seed=3, batch_size=4)
+    b = evaluate(tiny_ngram_model(1), task, 60, sequences=10, seed=3, batch_size=10)
+    assert a.optimal_cost == pytest.approx(b.optimal_cost, rel=1e-6)
+    assert a.optimal_cost < 55  # 55 scored bits; the optimal estimator does better than chance
+    assert a.cost != b.cost
+
+
+def tiny_ngram_model(seed):
+    torch.manual_seed(seed)
+    from ds2cli.ntm.model import build_model
+
+    return build_model(ModelConfig(1, 1, hidden_size=8, memory_rows=8, memory_width=4))
+
+
+def test_cli_help_for_every_task():
+    runner = CliRunner()
+    for name in ("copy", "repeat-copy", "associative-recall", "ngrams", "priority-sort"):
+        res = runner.invoke(main, ["ntm", name, "--help"])
+        assert res.exit_code == 0 and "--eval-len" in res.output and "--checkpoint" in res.output
+    assert "--max-repeats" in runner.invoke(main, ["ntm", "repeat-copy", "--help"]).output
+    assert "--max-items" in runner.invoke(main, ["ntm", "associative-recall", "--help"]).output
+
+
+def test_cli_train_eval_only_and_plots(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "exp"
+    res = runner.invoke(main, ["ntm", "copy", "--steps", "20", "--checkpoint-every", "10", "--out", str(out),
+                               "--eval-len", "3", "--eval-len", "30", "--json", *TINY])
+    assert res.exit_code == 0, res.output
+    result = json.loads(res.output)
+    assert result["training"]["steps"] == 20 and result["training"]["sequences"] == 40
+    assert [r["length"] for r in result["evaluation"]] == ["3", "30"]
+    assert result["evaluation"][1]["bit_errors"] > 0  # untrained: length 30 is not solved
+    assert (out / "best.pt").is_file() and (out / "last.pt").is_file()
+
+    plots = tmp_path / "plots"
+    res = runner.invoke(main, ["ntm", "copy", "--checkpoint", str(out / "last.pt"), "--eval-only",
+                               "--eval-len", "5", "--plot", str(plots), "--eval-sequences", "4"])
+    assert res.exit_code == 0, res.output
+    assert "bit errors/seq" in res.output and "     5 " in res.output
+    png = plots / "copy-5.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_other_tasks_and_lstm_baseline(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(main, ["ntm", "repeat-copy", "--steps", "2", "--out", str(tmp_path / "r"),
+                               "--eval-len", "2x3", "--plot", str(tmp_path / "p"), *TINY])
+    assert res.exit_code == 0, res.output
+    assert "2x3" in res.output and (tmp_path / "p" / "repeat-copy-2x3.png").is_file()
+    res = runner.invoke(main, ["ntm", "ngrams", "--steps", "2", "--model", "lstm", "--out", str(tmp_path / "n"),
+                               "--eval-len", "30", "--json", *TINY])
+    assert res.exit_code == 0, res.output
+    ev = json.loads(res.output)["evaluation"][0]
+    assert ev["optimal_cost"] is not None and json.loads(res.output)["model"]["model"] == "lstm"
+    res = runner.invoke(main, ["ntm", "associative-recall", "--steps", "2", "--controller", "ff", "--heads", "2",
+                               "--out", str(tmp_path / "a"), "--eval-len", "3", *TINY])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(main, ["ntm", "priority-sort", "--steps", "1", "--out", str(tmp_path / "s"),
+                               "--eval-len", "6", *TINY])
+    assert res.exit_code == 0, res.output
+
+
+def test_cli_errors(tmp_path):
+    runner = CliRunner()
+    bad = tmp_path / "bad.pt"
+    bad.write_text("junk")
+    res = runner.invoke(main, ["ntm", "copy", "--checkpoint", str(bad), "--eval-only"])
+    assert res.exit_code == 1 and "bad.pt" in res.output and "Traceback" not in res.output
+    res = runner.invoke(main, ["ntm", "copy", "--eval-only"])
+    assert res.exit_code == 1 and "--eval-only needs --checkpoint" in res.output
+    res = runner.invoke(main, ["ntm", "repeat-copy", "--steps", "0", "--eval-len", "7", "--out", str(tmp_path)])
+    assert res.exit_code == 1 and "LENGTHxREPEATS" in res.output
+
+
+def test_lr_drops_once_when_solved():
+    from ds2cli.ntm.train import maybe_drop_lr
+
+    run = tiny_run()
+    assert not maybe_drop_lr(run, 5.0)  # not solved yet
+    assert maybe_drop_lr(run, 0.5)
+    assert not maybe_drop_lr(run, 0.0)  # only once
+    assert run.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
