@@ -1,0 +1,46 @@
+"""`make bench`: every benchmark in sequence, each writing benchmarks/results/*.json. Long: the
+convergence runs train models to completion (hours on a 2-core CPU). Benchmarks against peers
+(train_speed, ntm_speed) need the peer's public repository checked out outside this project; they
+say where they look and skip it when it is absent.
+
+    python -m benchmarks.run_all [--only NAME ...]
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+# (name, module arguments), in an order where later benchmarks reuse what earlier ones trained
+BENCHMARKS = [
+    ("prepare_speed", ["benchmarks.prepare_speed"]),
+    ("augment_speed", ["benchmarks.augment_speed"]),
+    ("train_speed", ["benchmarks.train_speed"]),
+    ("train_convergence", ["benchmarks.train_convergence", "--recipes", "tiny", "digits", "arctic"]),
+    ("decode_compare", ["benchmarks.decode_compare", "--exp-dir", "exp/arctic", "--recipes", "exp/tiny", "exp/arctic"]),
+    ("align_timing", ["benchmarks.align_timing"]),
+    ("align_cleaning", ["benchmarks.align_cleaning"]),
+    ("align_throughput", ["benchmarks.align_throughput"]),
+    ("ntm_speed", ["benchmarks.ntm_speed"]),
+    ("ntm_convergence", ["benchmarks.ntm_convergence", "--task", "copy", "--seeds", "3"]),
+    ("ntm_report", ["benchmarks.ntm_report"]),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the benchmarks in sequence.")
+    parser.add_argument("--only", nargs="+", choices=[n for n, _ in BENCHMARKS])
+    args = parser.parse_args()
+    failed = []
+    for name, argv in BENCHMARKS:
+        if args.only and name not in args.only:
+            continue
+        print(f"== {name}", flush=True)
+        if subprocess.run([sys.executable, "-m", *argv]).returncode != 0:
+            failed.append(name)
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()
