@@ -44,7 +44,7 @@ def weights(exp: Path) -> dict:
     return torch.load(exp / "checkpoints" / "last.pt", weights_only=True)["model_state"]
 
 
-@pytest.mark.slow  # four process start-ups: ~25 s idle, ~2 min on a loaded 2-core machine
+# four process start-ups: ~25 s idle, ~2 min on a loaded 2-core machine (part of `make test`)
 def test_sigkill_mid_epoch_then_resume_gives_identical_weights(tmp_path, arctic_dir):
     recipe = write_recipe(tmp_path / "r.toml", "epochs = 2\nmax_batch_seconds = 4.0\nsave_every = 2\n")
     a = make_exp(tmp_path / "a", arctic_dir, n_train=12, n_dev=0)
