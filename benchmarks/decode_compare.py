@@ -1,0 +1,276 @@
+"""Decoding side by side: ds2cli's prefix beam search against pyctcdecode and torchaudio's
+flashlight `ctc_decoder`, on the same emissions, the same KenLM model, the same beam width and
+alpha/beta; DS2 character pruning against none; bf16 against fp32 inference; greedy against LM
+WER on the recipes' test splits.
+
+    python -m benchmarks.decode_compare --exp-dir exp/arctic            # its best.pt, test split, LM
+    python -m benchmarks.decode_compare --checkpoint C --manifest M --lm L --beams 100 500
+    python -m benchmarks.decode_compare --exp-dir exp/arctic --recipes exp/tiny exp/arctic
+
+Writes benchmarks/results/decode.json and benchmarks/results/decode.md. Runs on one thread:
+the numbers are single-core decode speed (real-time factor = decode seconds / audio seconds)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _wer(refs, hyps, language="en") -> float:
+    from ds2cli.metrics import score_pairs
+
+    return score_pairs([(str(i), r, h) for i, (r, h) in enumerate(zip(refs, hyps))], language).wer.rate
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+def load_set(decoder, manifest, limit: int | None, precision_decoder=None):
+    """(ids, refs, emissions (T, V) float32 arrays, audio seconds) for a manifest."""
+    from ds2cli.manifest import read_manifest
+    from ds2cli.text import normalize
+
+    rows = read_manifest(manifest)[:limit] if limit else read_manifest(manifest)
+    rec = (precision_decoder or decoder).recognizer
+    waves = [decoder.read(r["audio_filepath"], r.get("offset") or 0.0,
+                          r.get("duration") if r.get("offset") else None) for r in rows]
+    ems = [e.numpy() for e in rec.emissions(waves, batch_size=8)]
+    refs = [normalize(r["text"], rec.tokenizer.language) for r in rows]
+    return [r["id"] for r in rows], refs, ems, sum(len(w) for w in waves) / rec.feature_config.sample_rate
+
+
+# -- the three decoders -----------------------------------------------------------------------
+def run_ours(ems, tokenizer, scorer_factory, opts, fresh_caches=False):
+    from ds2cli.decode.api import hypothesis_text
+    from ds2cli.decode.beam import beam_search
+
+    scorer = scorer_factory()
+    start = time.perf_counter()
+    out = []
+    for e in ems:
+        if fresh_caches:
+            scorer = scorer_factory()
+        out.append(hypothesis_text(beam_search(e, scorer, opts)[0].tokens, tokenizer))
+    return out, time.perf_counter() - start
+
+
+def run_pyctcdecode(ems, tokenizer, lm_path, vocab, alpha, beta, beam, unk_offset):
+    from pyctcdecode import build_ctcdecoder
+
+    labels = [""] + tokenizer.vocab[1:]
+    # pyctcdecode adds its unknown-word offset to log10 LM scores before alpha * ln(10)
+    dec = build_ctcdecoder(labels, kenlm_model_path=str(lm_path), unigrams=vocab, alpha=alpha, beta=beta,
+                           unk_score_offset=unk_offset / math.log(10))
+    start = time.perf_counter()
+    out = [_norm(dec.decode(e, beam_width=beam)) for e in ems]
+    return out, time.perf_counter() - start
+
+
+def run_flashlight(ems, tokenizer, lm_path, vocab, alpha, beta, beam):
+    import torch
+    from torchaudio.models.decoder import ctc_decoder
+
+    alphabet = set(tokenizer.vocab[1:]) - {" "}
+    words = [w for w in vocab if set(w) <= alphabet]
+    tmp = Path(tempfile.mkdtemp())
+    (tmp / "lexicon.txt").write_text("".join(f"{w}\t{' '.join(w)} |\n" for w in words))
+    tokens = ["-"] + ["|" if u == " " else u for u in tokenizer.vocab[1:]]
+    # flashlight's KenLM scores are log10: lm_weight = alpha * ln(10) is the same objective
+    dec = ctc_decoder(lexicon=str(tmp / "lexicon.txt"), tokens=tokens, lm=str(lm_path), beam_size=beam,
+                      lm_weight=alpha * math.log(10), word_score=beta, sil_score=0.0)
+    start = time.perf_counter()
+    out = []
+    for e in ems:
+        hyp = dec(torch.from_numpy(np.ascontiguousarray(e, dtype=np.float32))[None])[0][0]
+        out.append(_norm(" ".join(hyp.words)))
+    return out, time.perf_counter() - start
+
+
+# -- sections -----------------------------------------------------------------------------------
+def compare(decoder, ems, refs, audio_s, beams) -> list[dict]:
+    from ds2cli.decode.scorer import make_scorer
+
+    cfg, tok, lm = decoder.config, decoder.tokenizer, decoder.lm
+    factory = lambda: make_scorer(tok, lm, decoder.level, cfg.unk_offset)  # noqa: E731
+    rows = []
+    for beam in beams:
+        opts = dataclasses.replace(cfg.beam_options(), beam_size=beam, nbest=1)
+        for name, fn in [
+            ("ds2cli", lambda: run_ours(ems, tok, factory, opts)),
+            ("ds2cli (LM caches reset per utterance)", lambda: run_ours(ems, tok, factory, opts, True)),
+            ("pyctcdecode", lambda: run_pyctcdecode(ems, tok, lm.path, lm.vocab, cfg.alpha, cfg.beta, beam,
+                                                    cfg.unk_offset)),
+            ("torchaudio flashlight", lambda: run_flashlight(ems, tok, lm.path, lm.vocab, cfg.alpha, cfg.beta, beam)),
+        ]:
+            hyps, seconds = fn()
+            rows.append({"decoder": name, "beam": beam, "wer": _wer(refs, hyps), "seconds": seconds,
+                         "rtf": seconds / audio_s})
+            print(f"beam {beam:4d}  {name:40s} WER {100 * rows[-1]['wer']:6.2f}%  RTF {rows[-1]['rtf']:.4f}",
+                  flush=True)
+    return rows
+
+
+def pruning(decoder, ems, refs, audio_s, beam) -> dict:
+    from ds2cli.decode.scorer import make_scorer
+
+    cfg, tok = decoder.config, decoder.tokenizer
+    factory = lambda: make_scorer(tok, decoder.lm, decoder.level, cfg.unk_offset)  # noqa: E731
+    out = {}
+    for name, (cut, top) in {"pruned": (cfg.cutoff_prob, cfg.cutoff_top_n), "unpruned": (1.0, len(tok))}.items():
+        opts = dataclasses.replace(cfg.beam_options(), beam_size=beam, cutoff_prob=cut, cutoff_top_n=top, nbest=1)
+        hyps, seconds = run_ours(ems, tok, factory, opts)
+        out[name] = {"cutoff_prob": cut, "cutoff_top_n": top, "wer": _wer(refs, hyps), "seconds": seconds,
+                     "rtf": seconds / audio_s}
+        print(f"beam {beam} {name:9s} cutoff {cut} top {top:3d}: WER {100 * out[name]['wer']:.2f}%  "
+              f"RTF {out[name]['rtf']:.4f}", flush=True)
+    out["speedup"] = out["unpruned"]["seconds"] / out["pruned"]["seconds"]
+    out["wer_difference"] = out["pruned"]["wer"] - out["unpruned"]["wer"]
+    return out
+
+
+def precision(checkpoint, manifest, lm, limit) -> dict:
+    from ds2cli.decode.api import hypothesis_text, load_decoder
+    from ds2cli.decode.beam import greedy_search
+
+    out = {}
+    for prec in ("fp32", "bf16"):
+        dec = load_decoder(checkpoint, lm=str(lm), options={"precision": prec})
+        start = time.perf_counter()
+        _, refs, ems, audio_s = load_set(dec, manifest, limit)
+        net = time.perf_counter() - start
+        greedy = [hypothesis_text(greedy_search(e).tokens, dec.tokenizer) for e in ems]
+        beam = [hypothesis_text(dec.search(e)[0].tokens, dec.tokenizer) for e in ems]
+        out[prec] = {"greedy_wer": _wer(refs, greedy), "lm_wer": _wer(refs, beam), "network_rtf": net / audio_s}
+        print(f"{prec}: greedy WER {100 * out[prec]['greedy_wer']:.2f}%  LM WER {100 * out[prec]['lm_wer']:.2f}%",
+              flush=True)
+    out["lm_wer_difference"] = out["bf16"]["lm_wer"] - out["fp32"]["lm_wer"]
+    out["greedy_wer_difference"] = out["bf16"]["greedy_wer"] - out["fp32"]["greedy_wer"]
+    return out
+
+
+def recipes(exp_dirs, limit) -> dict:
+    """Greedy and LM WER on each experiment's test split with its recipe LM and decode settings."""
+    from ds2cli.decode.api import load_decoder
+
+    out = {}
+    for exp_dir in map(Path, exp_dirs):
+        ckpt = exp_dir / "checkpoints" / "best.pt"
+        if not ckpt.is_file():
+            print(f"{exp_dir}: no checkpoints/best.pt, skipped", flush=True)
+            continue
+        dec = load_decoder(ckpt)
+        manifest = exp_dir / "manifests" / "test.jsonl"
+        rep = dec.decode_manifest(manifest, out=exp_dir / "decode_test.jsonl")
+        out[exp_dir.name] = {"greedy_wer": rep.greedy_wer, "lm_wer": rep.wer, "utterances": len(rep.transcripts),
+                             "alpha": dec.config.alpha, "beta": dec.config.beta, "beam": dec.config.beam_size,
+                             "lm": dec.meta["lm"], "alpha_beta_from": dec.meta["alpha_beta_from"]}
+        print(f"{exp_dir.name}: {rep.summary()}", flush=True)
+    return out
+
+
+def markdown(res: dict) -> str:
+    lines = ["## Decoding benchmark", ""]
+    s = res.get("setup", {})
+    if s:
+        lines += [f"Same emissions ({s['utterances']} utterances, {s['audio_seconds']:.0f} s of audio from "
+                  f"`{s['checkpoint']}` on `{s['manifest']}`), same KenLM model (`{s['lm']}`), alpha "
+                  f"{s['alpha']}, beta {s['beta']}; one CPU thread. Greedy WER {100 * s['greedy_wer']:.2f}%.",
+                  "", "| decoder | beam | WER % | real-time factor | speed vs pyctcdecode |",
+                  "| --- | ---: | ---: | ---: | ---: |"]
+        for row in res["compare"]:
+            ref = next(r for r in res["compare"] if r["beam"] == row["beam"] and r["decoder"] == "pyctcdecode")
+            lines.append(f"| {row['decoder']} | {row['beam']} | {100 * row['wer']:.2f} | {row['rtf']:.4f} | "
+                         f"{ref['seconds'] / row['seconds']:.1f}x |")
+        lines += ["", "pyctcdecode runs with its default pruning (token_min_logp -5, beam_prune_logp -10); "
+                  "flashlight with its lexicon (LM vocabulary) and beam_threshold 50; ds2cli with DS2 "
+                  "character pruning (cutoff 0.99, top 40)."]
+    if "pruning" in res:
+        p = res["pruning"]
+        lines += ["", f"**Character pruning** (ds2cli, beam {p['beam']}): cutoff {p['pruned']['cutoff_prob']} / "
+                  f"top {p['pruned']['cutoff_top_n']} is {p['speedup']:.1f}x faster than no pruning, WER "
+                  f"{100 * p['pruned']['wer']:.2f}% vs {100 * p['unpruned']['wer']:.2f}% "
+                  f"(difference {100 * p['wer_difference']:+.2f} points)."]
+    if "precision" in res:
+        q = res["precision"]
+        lines += ["", f"**bf16 inference**: LM WER {100 * q['bf16']['lm_wer']:.2f}% vs fp32 "
+                  f"{100 * q['fp32']['lm_wer']:.2f}% (difference {100 * q['lm_wer_difference']:+.2f} points); "
+                  f"greedy {100 * q['bf16']['greedy_wer']:.2f}% vs {100 * q['fp32']['greedy_wer']:.2f}%."]
+    if res.get("recipes"):
+        lines += ["", "| recipe (test split) | greedy WER % | LM WER % | beam | alpha | beta |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for name, r in res["recipes"].items():
+            lines.append(f"| {name} | {100 * r['greedy_wer']:.2f} | {100 * r['lm_wer']:.2f} | {r['beam']} | "
+                         f"{r['alpha']} | {r['beta']} |")
+    lines += ["", f"Reproduce: `python -m benchmarks.decode_compare {res.get('command', '')}`"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--exp-dir", help="experiment: its checkpoints/best.pt, manifests/test.jsonl and lm/lm.bin")
+    p.add_argument("--checkpoint")
+    p.add_argument("--manifest")
+    p.add_argument("--lm")
+    p.add_argument("--beams", type=int, nargs="+", default=[100, 500])
+    p.add_argument("--alpha", type=float)
+    p.add_argument("--beta", type=float)
+    p.add_argument("--limit", type=int, help="decode only the first N utterances")
+    p.add_argument("--recipes", nargs="*", default=[], help="experiment dirs for greedy vs LM WER")
+    p.add_argument("--skip", nargs="*", default=[], choices=["compare", "pruning", "precision"])
+    p.add_argument("--out", default=str(RESULTS / "decode.json"))
+    args = p.parse_args(argv)
+    command = " ".join(sys.argv[1:] if argv is None else argv)
+
+    import torch
+
+    from ds2cli.decode.api import hypothesis_text, load_decoder
+    from ds2cli.decode.beam import greedy_search
+
+    torch.set_num_threads(1)
+    res = {"command": command, "machine": {"python": sys.version.split()[0], "platform": platform.platform(),
+                       "processor": platform.processor(), "threads": 1}}
+    if args.exp_dir or args.checkpoint:
+        exp = Path(args.exp_dir) if args.exp_dir else None
+        checkpoint = args.checkpoint or str(exp / "checkpoints" / "best.pt")
+        manifest = args.manifest or str(exp / "manifests" / "test.jsonl")
+        options = {"alpha": args.alpha, "beta": args.beta}
+        decoder = load_decoder(checkpoint, lm=args.lm, options=options)
+        if decoder.lm is None:
+            raise SystemExit("no LM: pass --lm or an experiment with lm_text.txt")
+        ids, refs, ems, audio_s = load_set(decoder, manifest, args.limit)
+        greedy = _wer(refs, [hypothesis_text(greedy_search(e).tokens, decoder.tokenizer) for e in ems])
+        res["setup"] = {"checkpoint": checkpoint, "manifest": manifest, "lm": str(decoder.lm.path),
+                        "utterances": len(ids), "audio_seconds": audio_s, "frames": int(sum(len(e) for e in ems)),
+                        "alpha": decoder.config.alpha, "beta": decoder.config.beta,
+                        "cutoff_prob": decoder.config.cutoff_prob, "cutoff_top_n": decoder.config.cutoff_top_n,
+                        "unk_offset": decoder.config.unk_offset, "greedy_wer": greedy}
+        print(f"{len(ids)} utterances, {audio_s:.0f} s audio, greedy WER {100 * greedy:.2f}%", flush=True)
+        if "compare" not in args.skip:
+            res["compare"] = compare(decoder, ems, refs, audio_s, args.beams)
+        if "pruning" not in args.skip:
+            res["pruning"] = {"beam": max(args.beams), **pruning(decoder, ems, refs, audio_s, max(args.beams))}
+        if "precision" not in args.skip:
+            res["precision"] = precision(checkpoint, manifest, decoder.lm.path, args.limit)
+    if args.recipes:
+        res["recipes"] = recipes(args.recipes, args.limit)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(res))
+    print(f"wrote {out} and {out.with_suffix('.md')}")
+    return res
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,377 @@
+"""Decoding as a library: find the checkpoint, LM and parameters; turn audio files or a manifest
+into transcripts (JSON lines that `ds2cli score` reads).
+
+Where the settings come from, later ones winning: DecodeConfig defaults, the recipe's [decode]
+section (the recipe given, else the one stored in the checkpoint), tuned values in the
+experiment's decode_params.json (if they were tuned for the same LM), explicit options."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ds2cli.decode.beam import Hypothesis, beam_search, greedy_search
+from ds2cli.decode.config import DecodeConfig, LMConfig
+from ds2cli.decode.lm import KenLM, check_fit, detect_level, load_lm
+from ds2cli.decode.scorer import Scorer, make_scorer
+from ds2cli.decode.timing import token_spans
+from ds2cli.errors import AudioError, DS2Error
+from ds2cli.text import WORD_MARK, normalize
+
+PARAMS_FILE = "decode_params.json"
+
+
+# -- where things are ---------------------------------------------------------------------------
+def default_checkpoint(exp_root="exp") -> Path:
+    """The best checkpoint of the experiment that `ds2cli train` wrote last (named by exp/LAST)."""
+    from ds2cli.train import read_last
+
+    exp_dir = read_last(exp_root)
+    if exp_dir is None:
+        raise DS2Error(f"{Path(exp_root) / 'LAST'}: no trained model found; train one "
+                       f"(ds2cli train --recipe NAME) or pass --checkpoint")
+    ckpt = exp_dir / "checkpoints" / "best.pt"
+    if not ckpt.is_file():
+        raise DS2Error(f"{ckpt}: no such checkpoint (the last trained experiment, named by "
+                       f"{Path(exp_root) / 'LAST'}); finish training or pass --checkpoint")
+    return ckpt
+
+
+def experiment_dir_of(checkpoint) -> Path:
+    """exp/<recipe>/checkpoints/best.pt -> exp/<recipe>; any other file -> its folder."""
+    path = Path(checkpoint).resolve()
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+
+
+def read_tuned(exp_dir, lm_path) -> dict:
+    """Tuned alpha/beta for this LM from exp_dir/decode_params.json, or {}."""
+    p = Path(exp_dir) / PARAMS_FILE
+    if not p.is_file():
+        return {}
+    try:
+        tuned = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise DS2Error(f"{p}: not valid JSON; delete it or tune again") from None
+    want = str(Path(lm_path).resolve()) if lm_path else None
+    return tuned if isinstance(tuned, dict) and tuned.get("lm") == want else {}
+
+
+# -- results ------------------------------------------------------------------------------------
+@dataclass
+class Transcript:
+    id: str
+    text: str
+    score: float
+    duration: float = 0.0  # seconds of audio
+    timing: list[dict] = field(default_factory=list)  # [{"word", "start", "end"}] in seconds
+    nbest: list[dict] = field(default_factory=list)  # [{"text", "score"}] when nbest > 1
+    greedy: str | None = None  # the greedy transcript, when asked for alongside the beam search
+
+    def as_row(self) -> dict:
+        row = {"id": self.id, "text": self.text, "score": round(self.score, 4),
+               "duration": round(self.duration, 3), "timing": self.timing}
+        if self.nbest:
+            row["nbest"] = self.nbest
+        return row
+
+
+def hypothesis_text(tokens: list[int], tokenizer) -> str:
+    text = tokenizer.decode(tokens)
+    return " ".join(text.split()) if tokenizer.word_separator is not None else text.replace(" ", "")
+
+
+def word_timing(tokens: list[int], spans: list[tuple[int, int]], tokenizer, frame_seconds: float) -> list[dict]:
+    """Words with start/end times in seconds, from the (first, last + 1) frame span of each token."""
+    sep = tokenizer.word_separator
+    words, cur, start, end = [], "", 0, 0
+    for tok, (first, stop) in zip(tokens, spans):
+        unit = tokenizer.vocab[tok]
+        new_word = sep is None or (sep == " " and unit == " ") or (sep == WORD_MARK and unit.startswith(WORD_MARK))
+        if new_word and cur:
+            words.append((cur, start, end))
+            cur = ""
+        piece = unit.replace(WORD_MARK, "") if sep == WORD_MARK else unit.strip()
+        if piece:
+            if not cur:
+                start = first
+            cur += piece
+            end = stop
+    if cur:
+        words.append((cur, start, end))
+    return [{"word": w, "start": round(s * frame_seconds, 3), "end": round(e * frame_seconds, 3)}
+            for w, s, e in words]
+
+
+# -- the decoder --------------------------------------------------------------------------------
+class Decoder:
+    """A recogniser plus a search strategy: greedy, or beam search with an optional LM."""
+
+    def __init__(self, recognizer, config: DecodeConfig = DecodeConfig(), lm: KenLM | None = None,
+                 lm_level: str | None = None, meta: dict | None = None):
+        self.recognizer, self.tokenizer = recognizer, recognizer.tokenizer
+        self.lm = lm
+        self.level = None
+        if lm is not None:
+            self.level = lm_level or detect_level(lm, self.tokenizer)
+            check_fit(lm, self.tokenizer, self.level)
+        self.method = config.method if config.method != "auto" else ("beam" if lm is not None else "greedy")
+        self.config = dataclasses.replace(config, method=self.method)
+        self.scorer: Scorer = make_scorer(self.tokenizer, lm, self.level or "word", config.unk_offset)
+        self.meta = {**(meta or {}), "method": self.method, "lm": str(lm.path) if lm else None,
+                     "lm_level": self.level, **self.config.to_dict()}
+
+    def search(self, log_probs: np.ndarray) -> list[Hypothesis]:
+        """log_probs (T, V) -> hypotheses, best first."""
+        if self.method == "greedy":
+            return [greedy_search(log_probs)]
+        return beam_search(log_probs, self.scorer, self.config.beam_options())
+
+    def transcripts(self, ids: list[str], emissions: list, durations: list[float],
+                    with_greedy: bool = False) -> list[Transcript]:
+        out = []
+        for utt, em, dur in zip(ids, emissions, durations):
+            lp = np.asarray(em, dtype=np.float32)
+            hyps = self.search(lp)
+            best = hyps[0]
+            spans = token_spans(lp, best.tokens)
+            t = Transcript(utt, hypothesis_text(best.tokens, self.tokenizer), best.score, dur,
+                           word_timing(best.tokens, spans, self.tokenizer, self.recognizer.frame_seconds))
+            if self.config.nbest > 1:
+                t.nbest = _unique_texts(hyps, self.tokenizer)
+            if with_greedy:
+                t.greedy = hypothesis_text(greedy_search(lp).tokens, self.tokenizer)
+            out.append(t)
+        return out
+
+    def read(self, path, offset: float = 0.0, duration: float | None = None) -> np.ndarray:
+        """Audio at the model's rate; AudioError for audio too short to give one feature frame."""
+        from ds2cli.audio import read_audio
+
+        cfg = self.recognizer.feature_config
+        wave = read_audio(path, cfg.sample_rate, offset or 0.0, duration)
+        if len(wave) < cfg.n_fft:
+            raise AudioError(f"{path}: audio too short ({len(wave)} samples at {cfg.sample_rate} Hz)")
+        return wave
+
+    def decode_files(self, paths: list[str], with_greedy: bool = False,
+                     quiet: bool = True) -> tuple[list[Transcript], list[tuple[str, str]]]:
+        """Transcripts of the readable files and (path, error) for the others."""
+        rows = [{"id": str(p), "audio_filepath": str(p)} for p in paths]
+        return self._decode_rows(rows, with_greedy, quiet, lambda t: None)
+
+    def decode_manifest(self, manifest, out=None, with_meta: bool = False, quiet: bool = True) -> "ManifestReport":
+        """Decode every row of a manifest into JSON lines (to `out`, or stdout if None); bad rows
+        are skipped and reported. References, when the manifest has them, give WER/CER."""
+        from ds2cli.manifest import read_manifest
+
+        rows = read_manifest(manifest, require_text=False)
+        start = time.perf_counter()
+        with _output(out) as f:
+            if with_meta:
+                f.write(json.dumps({"_meta": {**self.meta, "manifest": str(manifest)}}, ensure_ascii=False) + "\n")
+            done, errors = self._decode_rows(
+                rows, True, quiet, lambda t: f.write(json.dumps(t.as_row(), ensure_ascii=False) + "\n"))
+        report = ManifestReport(str(manifest), str(out) if out else None, len(rows), done, errors,
+                                time.perf_counter() - start, self.tokenizer.language)
+        report.score(rows)
+        return report
+
+    def _decode_rows(self, rows, with_greedy, quiet, emit):
+        from ds2cli.progress import progress
+
+        done, errors = [], []
+        batch = max(1, self.config.batch_size)
+        bar = progress(total=len(rows), desc="decoding", quiet=quiet, unit="utt")
+        for i in range(0, len(rows), batch):
+            waves, ok = [], []
+            for row in rows[i:i + batch]:
+                try:
+                    waves.append(self.read(row["audio_filepath"], row.get("offset") or 0.0,
+                                           row.get("duration") if row.get("offset") else None))
+                    ok.append(row)
+                except DS2Error as err:
+                    errors.append((row["id"], str(err)))
+            if waves:
+                ems = self.recognizer.emissions(waves, batch_size=batch)
+                durs = [len(w) / self.recognizer.feature_config.sample_rate for w in waves]
+                for t in self.transcripts([r["id"] for r in ok], ems, durs, with_greedy):
+                    emit(t)
+                    done.append(t)
+            bar.update(len(rows[i:i + batch]))
+        bar.close()
+        return done, errors
+
+
+def _unique_texts(hyps: list[Hypothesis], tokenizer) -> list[dict]:
+    seen, out = set(), []
+    for h in hyps:
+        text = hypothesis_text(h.tokens, tokenizer)
+        if text not in seen:
+            seen.add(text)
+            out.append({"text": text, "score": round(h.score, 4)})
+    return out
+
+
+class _output:
+    """Write to a file atomically, or to stdout."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        import sys
+
+        from ds2cli.fileio import atomic_path
+
+        if self.path is None:
+            return sys.stdout
+        self._ctx = atomic_path(self.path)
+        self._file = open(self._ctx.__enter__(), "w", encoding="utf-8")
+        return self._file
+
+    def __exit__(self, *exc):
+        if self.path is None:
+            return False
+        self._file.close()
+        return self._ctx.__exit__(*exc)
+
+
+@dataclass
+class ManifestReport:
+    manifest: str
+    out: str | None
+    rows: int
+    transcripts: list[Transcript]
+    errors: list[tuple[str, str]]  # (id, message) of skipped rows
+    seconds: float
+    language: str = "en"
+    wer: float | None = None  # of the chosen decoder, when the manifest has references
+    greedy_wer: float | None = None
+    cer: float | None = None
+
+    @property
+    def audio_seconds(self) -> float:
+        return sum(t.duration for t in self.transcripts)
+
+    def score(self, rows: list[dict]) -> None:
+        from ds2cli.metrics import score_pairs
+
+        refs = {r["id"]: normalize(r["text"], self.language) for r in rows if r.get("text") is not None}
+        pairs = [(t.id, refs[t.id], t.text) for t in self.transcripts if t.id in refs]
+        if not pairs or len(pairs) < len(self.transcripts):
+            return
+        s = score_pairs(pairs, self.language)
+        self.wer, self.cer = s.wer.rate, s.cer.rate
+        greedy = [(t.id, refs[t.id], t.greedy) for t in self.transcripts if t.greedy is not None]
+        if len(greedy) == len(pairs):
+            self.greedy_wer = score_pairs(greedy, self.language).wer.rate
+
+    def summary(self) -> str:
+        rtf = self.seconds / self.audio_seconds if self.audio_seconds else 0.0
+        line = (f"decoded {len(self.transcripts)} of {self.rows} utterances "
+                f"({self.audio_seconds:.1f} s of audio) in {self.seconds:.1f} s, RTF {rtf:.3f}")
+        if self.errors:
+            line += f"; skipped {len(self.errors)} bad row(s)"
+        if self.wer is not None:
+            unit = "CER" if self.language == "zh" else "WER"
+            line += f"; {unit} {100 * self.wer:.2f}%"
+            if self.greedy_wer is not None:
+                line += f" (greedy {100 * self.greedy_wer:.2f}%)"
+        return line
+
+    def as_dict(self) -> dict:
+        return {"manifest": self.manifest, "out": self.out, "rows": self.rows,
+                "decoded": len(self.transcripts), "skipped": [{"id": i, "error": e} for i, e in self.errors],
+                "seconds": round(self.seconds, 3), "audio_seconds": round(self.audio_seconds, 3),
+                "wer": self.wer, "cer": self.cer, "greedy_wer": self.greedy_wer}
+
+
+# -- putting it together ------------------------------------------------------------------------
+def load_recognizer(checkpoint, device: str = "cpu", precision: str = "fp32"):
+    """(Recognizer, the recipe stored in the checkpoint)."""
+    from ds2cli.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    return _recognizer(ckpt, checkpoint, device, precision), ckpt.get("recipe") or {}
+
+
+def _recognizer(ckpt: dict, path, device: str, precision: str):
+    from ds2cli.checkpoint import model_from_checkpoint
+    from ds2cli.features import FeatureConfig, FeatureStats
+    from ds2cli.inference import Recognizer
+    from ds2cli.text import tokenizer_from_dict
+
+    try:
+        return Recognizer(model_from_checkpoint(ckpt), tokenizer_from_dict(ckpt["tokenizer"]),
+                          FeatureConfig.from_dict(ckpt["feature_config"]),
+                          FeatureStats.from_dict(ckpt["feature_stats"]), device, precision, str(path))
+    except (KeyError, TypeError, RuntimeError) as err:
+        raise DS2Error(f"{path}: damaged ds2cli checkpoint ({type(err).__name__}: "
+                       f"{str(err).splitlines()[0][:120]})") from None
+    except ValueError as err:
+        raise DS2Error(f"{path}: {err}") from None
+
+
+def _find_lm(spec: dict, exp_dir: Path, language: str, lm: str | None, no_lm: bool, lm_level: str | None,
+             build: bool) -> KenLM | None:
+    """--lm, else the recipe's LM (built from exp_dir/lm_text.txt if absent), else none."""
+    from ds2cli.recipe import section
+
+    if no_lm:
+        return None
+    if lm:
+        return load_lm(lm, lm_level)
+    lm_cfg = section(spec, "lm", LMConfig) if spec.get("lm") else LMConfig()
+    if not lm_cfg.enabled:
+        return None
+    built = exp_dir / "lm" / "lm.bin"
+    if build and (exp_dir / "lm_text.txt").is_file():
+        from ds2cli.decode.lm_build import recipe_lm
+
+        built = Path(recipe_lm(exp_dir, lm_cfg, language=language).binary)
+    return load_lm(built, lm_level) if built.is_file() else None
+
+
+def load_decoder(checkpoint=None, *, recipe: str | None = None, overrides: list[str] = (),
+                 exp_root="exp", lm: str | None = None, no_lm: bool = False, lm_level: str | None = None,
+                 device: str = "cpu", options: dict | None = None, build_lm: bool = True) -> Decoder:
+    """Everything `ds2cli decode` needs. `options` are explicit DecodeConfig values (None = unset)."""
+    from ds2cli.checkpoint import load_checkpoint
+    from ds2cli.recipe import experiment_dir, load_recipe, section
+
+    spec = load_recipe(recipe, list(overrides)) if recipe else None
+    if checkpoint is None:
+        checkpoint = (experiment_dir(spec, exp_root) / "checkpoints" / "best.pt" if spec
+                      else default_checkpoint(exp_root))
+        if not Path(checkpoint).is_file():
+            raise DS2Error(f"{checkpoint}: no such checkpoint; train the recipe first or pass --checkpoint")
+    ckpt = load_checkpoint(checkpoint)
+    spec = spec or ckpt.get("recipe") or {}
+    exp_dir = experiment_dir(spec, exp_root) if recipe else experiment_dir_of(checkpoint)
+    config = section(spec, "decode", DecodeConfig) if spec.get("decode") else DecodeConfig()
+    origin = "recipe" if {"alpha", "beta"} & set(spec.get("decode", {})) else "default"
+    language = ckpt.get("tokenizer", {}).get("language", "en")
+    lm_obj = _find_lm(spec, exp_dir, language, lm, no_lm, lm_level, build_lm)
+    tuned = read_tuned(exp_dir, lm_obj.path if lm_obj else None)
+    if {"alpha", "beta"} & set(tuned):
+        config = dataclasses.replace(config, **{k: float(tuned[k]) for k in ("alpha", "beta") if k in tuned})
+        origin = f"tuned ({exp_dir / PARAMS_FILE})"
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    try:
+        config = dataclasses.replace(config, **options)
+    except (TypeError, ValueError) as err:
+        raise DS2Error(f"decode options: {err}") from None
+    if {"alpha", "beta"} & set(options):
+        origin = "options"
+    recognizer = _recognizer(ckpt, checkpoint, device, config.precision)
+    meta = {"checkpoint": str(checkpoint), "experiment": str(exp_dir), "device": device,
+            "alpha_beta_from": origin}
+    if lm_obj is not None:
+        from ds2cli.decode.lm_build import describe
+
+        meta["lm_info"] = describe(lm_obj.path)
+    return Decoder(recognizer, config, lm_obj, lm_level, meta)

@@ -1,0 +1,87 @@
+"""The [lm] and [decode] sections of a recipe, and the options of one beam search."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class LMConfig:
+    """[lm]: how a recipe's n-gram language model is built from its training text (lm_text.txt)."""
+
+    enabled: bool = True  # false: the recipe decodes without an LM
+    order: int = 3  # n-gram order (lmplz -o)
+    prune: list[int] = field(default_factory=list)  # lmplz --prune thresholds per order, e.g. [0, 0, 1]
+    level: str = "auto"  # "word", "char" or "auto" (char for Mandarin, word otherwise)
+    top_k: int = 0  # keep only the K most frequent words (0: all)
+    memory: str = "auto"  # lmplz -S: "auto" (sized to the corpus), "20%", "1G", ...
+
+    def __post_init__(self):
+        if self.level not in ("auto", "word", "char"):
+            raise ValueError(f"level must be 'auto', 'word' or 'char', not {self.level!r}")
+        if self.order < 1:
+            raise ValueError("order must be at least 1")
+        if isinstance(self.prune, str):
+            self.prune = [int(x) for x in self.prune.replace(",", " ").split()]
+        if any(b < a for a, b in zip(self.prune, self.prune[1:])) or any(x < 0 for x in self.prune):
+            raise ValueError(f"prune thresholds must be non-negative and non-decreasing, not {self.prune}")
+        if self.top_k < 0:
+            raise ValueError("top_k must be >= 0")
+
+
+@dataclass
+class DecodeConfig:
+    """[decode]: the decoder and its parameters. Tuned values (decode_params.json) override
+    alpha and beta; command-line options override everything."""
+
+    method: str = "auto"  # "greedy", "beam", or "auto" (beam when an LM is available)
+    beam_size: int = 100
+    alpha: float = 0.8  # LM weight
+    beta: float = 1.0  # word insertion bonus
+    cutoff_prob: float = 0.99  # DS2 character pruning: cumulative probability kept per frame
+    cutoff_top_n: int = 40  # ... and at most this many characters per frame
+    unk_offset: float = -10.0  # extra natural-log LM cost of an out-of-vocabulary word
+    nbest: int = 1
+    batch_size: int = 16  # utterances per network batch
+    precision: str = "fp32"  # "fp32", "bf16", "fp16" (GPU only)
+
+    def __post_init__(self):
+        if self.method not in ("auto", "greedy", "beam"):
+            raise ValueError(f"method must be 'auto', 'greedy' or 'beam', not {self.method!r}")
+        BeamOptions(self.beam_size, self.alpha, self.beta, self.cutoff_prob, self.cutoff_top_n,
+                    self.unk_offset, self.nbest)  # validates
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be fp32, bf16 or fp16, not {self.precision!r}")
+
+    def beam_options(self) -> "BeamOptions":
+        return BeamOptions(self.beam_size, self.alpha, self.beta, self.cutoff_prob, self.cutoff_top_n,
+                           self.unk_offset, self.nbest)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class BeamOptions:
+    """One prefix beam search: maximise log p_ctc + alpha log p_lm + beta word_count."""
+
+    beam_size: int = 100
+    alpha: float = 0.8
+    beta: float = 1.0
+    cutoff_prob: float = 0.99
+    cutoff_top_n: int = 40
+    unk_offset: float = -10.0
+    nbest: int = 1
+
+    def __post_init__(self):
+        if self.beam_size < 1:
+            raise ValueError("beam_size must be >= 1")
+        if not 0.0 < self.cutoff_prob <= 1.0:
+            raise ValueError("cutoff_prob must be in (0, 1]")
+        if self.cutoff_top_n < 1:
+            raise ValueError("cutoff_top_n must be >= 1")
+        if self.nbest < 1:
+            raise ValueError("nbest must be >= 1")
+        if self.unk_offset > 0:
+            raise ValueError("unk_offset is a cost: it must be <= 0")

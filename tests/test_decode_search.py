@@ -1,0 +1,234 @@
+"""The search itself on hand-made emissions: DS2 character pruning, exact CTC prefix
+probabilities, LM fusion with real KenLM models (built by lmplz), unknown-word cost, word bonus,
+character-level (Mandarin) and sentencepiece LMs, greedy decoding and token timing."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from ds2cli.decode.beam import beam_search, greedy_search, prune_log_probs
+from ds2cli.decode.config import BeamOptions, LMConfig
+from ds2cli.decode.lm import load_lm
+from ds2cli.decode.lm_build import build_lm
+from ds2cli.decode.scorer import make_scorer
+from ds2cli.decode.timing import token_spans
+from ds2cli.text import BpeTokenizer, CharTokenizer
+
+EN = CharTokenizer.english()
+CORPUS = ["the cat sat on the mat", "a dog sat on the log", "the cat ran", "the dog ran on the mat"] * 3
+
+
+def normalised(x: np.ndarray) -> np.ndarray:
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def frame(tok, probs: dict) -> np.ndarray:
+    """One frame of log-probs: the given units' probabilities, the rest spread evenly."""
+    p = np.full(len(tok), 0.0)
+    for unit, q in probs.items():
+        p[0 if unit == "" else tok.vocab.index(unit)] = q
+    rest = len(tok) - len(probs)
+    p[p == 0] = max(1e-12, (1 - sum(probs.values())) / rest) if rest else 0
+    return np.log(p / p.sum())
+
+
+def spell(tok, text: str, confusions: dict | None = None) -> np.ndarray:
+    """Emissions spelling `text` one unit per frame with blanks between; confusions maps a
+    position in the text to a dict of alternatives for that frame."""
+    units = list(text) if isinstance(text, str) else text
+    frames = [frame(tok, {"": 0.98})]
+    for i, u in enumerate(units):
+        frames.append(frame(tok, (confusions or {}).get(i, {u: 0.97})))
+        frames.append(frame(tok, {"": 0.98}))
+    return np.stack(frames)
+
+
+@pytest.fixture(scope="module")
+def en_lm(tmp_path_factory):
+    d = tmp_path_factory.mktemp("lm")
+    (d / "corpus.txt").write_text("\n".join(CORPUS) + "\n")
+    return load_lm(build_lm(d / "corpus.txt", d / "lm", LMConfig(order=3)).binary)
+
+
+# -- pruning ---------------------------------------------------------------------------------
+def test_pruning_keeps_most_probable_until_cutoff_prob():
+    lp = np.log(np.array([[0.05, 0.5, 0.3, 0.15]]))
+    ids, tops, counts = prune_log_probs(lp, cutoff_prob=0.9, cutoff_top_n=40)
+    assert counts[0] == 3  # 0.5 + 0.3 < 0.9 <= 0.5 + 0.3 + 0.15
+    assert ids[0, :3].tolist() == [1, 2, 3]
+    assert np.allclose(np.exp(tops[0, :3]), [0.5, 0.3, 0.15])
+    assert prune_log_probs(lp, 0.79, 40)[2][0] == 2
+    assert prune_log_probs(lp, 0.4, 40)[2][0] == 1
+
+
+def test_pruning_top_n_applies_even_at_cutoff_one():
+    lp = np.log(np.array([[0.25, 0.25, 0.2, 0.2, 0.1]]))
+    assert prune_log_probs(lp, cutoff_prob=1.0, cutoff_top_n=2)[2][0] == 2
+    assert prune_log_probs(lp, cutoff_prob=1.0, cutoff_top_n=40)[2][0] == 5
+
+
+def test_pruning_both_limits_apply_together():
+    lp = np.log(np.array([[0.3, 0.3, 0.2, 0.1, 0.1], [0.985, 0.01, 0.002, 0.002, 0.001]]))
+    ids, _, counts = prune_log_probs(lp, cutoff_prob=0.99, cutoff_top_n=3)
+    assert counts.tolist() == [3, 2]  # top-n caps frame 0; cutoff stops frame 1 first
+    assert ids[1, 0] == 0
+
+
+def test_beam_search_never_uses_a_pruned_character(en_lm):
+    # frame for 'c' in "the cat": c 0.55, k 0.44. The LM strongly prefers "cat", but with a cutoff of
+    # 0.5 only 'c' is kept, and with top-n 1 only 'c' too; with 'k' more likely the LM cannot help.
+    lp = spell(EN, "the kat", {4: {"k": 0.6, "c": 0.39}})
+    scorer = make_scorer(EN, en_lm, "word")
+    free = beam_search(lp, scorer, BeamOptions(beam_size=16, alpha=2.0, beta=0.0, cutoff_prob=1.0))
+    assert EN.decode(free[0].tokens) == "the cat"
+    for opts in (BeamOptions(16, 2.0, 0.0, cutoff_prob=0.5), BeamOptions(16, 2.0, 0.0, cutoff_prob=1.0, cutoff_top_n=1)):
+        assert EN.decode(beam_search(lp, scorer, opts)[0].tokens) == "the kat"
+
+
+# -- exactness -----------------------------------------------------------------------------------
+def ctc_log_prob(lp: np.ndarray, labels: list[int]) -> float:
+    """log p(labels | x) by the CTC forward algorithm (the reference to check the search against)."""
+    ext = [0]
+    for label in labels:
+        ext += [label, 0]
+    alpha = np.full(len(ext), -np.inf)
+    alpha[0] = lp[0, 0]
+    if len(ext) > 1:
+        alpha[1] = lp[0, ext[1]]
+    for t in range(1, len(lp)):
+        new = np.full(len(ext), -np.inf)
+        for s in range(len(ext)):
+            v = alpha[s]
+            if s >= 1:
+                v = np.logaddexp(v, alpha[s - 1])
+            if s >= 2 and ext[s] != 0 and ext[s] != ext[s - 2]:
+                v = np.logaddexp(v, alpha[s - 2])
+            new[s] = v + lp[t, ext[s]]
+        alpha = new
+    return float(np.logaddexp(alpha[-1], alpha[-2]) if len(ext) > 1 else alpha[-1])
+
+
+def test_prefix_probabilities_are_exact_and_best_prefix_found():
+    tok = CharTokenizer(list(" ab"), "en")
+    rng = np.random.default_rng(0)
+    scorer = make_scorer(tok, None)
+    for _ in range(8):
+        lp = normalised(rng.normal(size=(6, 4)) * 2)
+        hyps = beam_search(lp, scorer, BeamOptions(beam_size=300, alpha=0, beta=0, cutoff_prob=1.0, nbest=5))
+        truth = max((ctc_log_prob(lp, list(seq)), seq) for n in range(7)
+                    for seq in itertools.product([1, 2, 3], repeat=n))
+        assert tuple(hyps[0].tokens) == truth[1]
+        for h in hyps:
+            assert h.ctc_score == pytest.approx(ctc_log_prob(lp, h.tokens), abs=1e-9)
+        assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
+
+
+# -- LM fusion --------------------------------------------------------------------------------
+def test_lm_score_is_the_kenlm_sentence_score(en_lm):
+    text = "the dog sat on the mat"
+    hyp = beam_search(spell(EN, text), make_scorer(EN, en_lm, "word"), BeamOptions(16, 0.5, 1.0))[0]
+    assert EN.decode(hyp.tokens) == text
+    assert hyp.lm_score == pytest.approx(en_lm.model.score(text, bos=True, eos=True) * math.log(10), abs=1e-4)
+    assert hyp.words == 6
+    assert hyp.score == pytest.approx(hyp.ctc_score + 0.5 * hyp.lm_score + 1.0 * 6, abs=1e-6)
+
+
+def test_lm_corrects_an_acoustically_likelier_misspelling(en_lm):
+    lp = spell(EN, "the cat sat", {4: {"k": 0.6, "c": 0.39}})
+    scorer = make_scorer(EN, en_lm, "word")
+    assert EN.decode(beam_search(lp, scorer, BeamOptions(16, 0.0, 0.0))[0].tokens) == "the kat sat"
+    assert EN.decode(beam_search(lp, scorer, BeamOptions(16, 1.0, 0.0))[0].tokens) == "the cat sat"
+
+
+def test_unknown_word_costs_unk_probability_plus_offset(en_lm):
+    lp = spell(EN, "the kat sat", {4: {"k": 0.9, "c": 0.09}})
+    by_offset = {}
+    for offset in (0.0, -10.0):
+        hyp = beam_search(lp, make_scorer(EN, en_lm, "word", unk_offset=offset),
+                          BeamOptions(16, 0.0, 0.0, unk_offset=offset))[0]
+        assert EN.decode(hyp.tokens) == "the kat sat"
+        by_offset[offset] = hyp.lm_score
+    unk = en_lm.model.score("the kat sat", bos=True, eos=True) * math.log(10)  # kenlm maps kat to <unk>
+    assert by_offset[0.0] == pytest.approx(unk, abs=1e-4)
+    assert by_offset[-10.0] == pytest.approx(unk - 10.0, abs=1e-4)  # charged once, not per letter
+
+
+def test_unfinished_prefix_of_a_known_word_is_unknown_when_it_ends(en_lm):
+    lp = spell(EN, "th cat")  # "th" is a prefix of "the" but not a word
+    hyp = beam_search(lp, make_scorer(EN, en_lm, "word", -10.0), BeamOptions(16, 0.0, 0.0, unk_offset=-10.0))[0]
+    assert EN.decode(hyp.tokens) == "th cat"
+    assert hyp.lm_score == pytest.approx(en_lm.model.score("th cat", bos=True, eos=True) * math.log(10) - 10, abs=1e-4)
+
+
+def test_beta_trades_words_against_acoustics():
+    units = [{"": 0.98}, {"a": 0.97}, {" ": 0.45, "": 0.54}, {"b": 0.97}, {"": 0.98}]
+    lp = np.stack([frame(EN, u) for u in units])  # an uncertain space between a and b
+    scorer = make_scorer(EN, None)
+    few = beam_search(lp, scorer, BeamOptions(8, 0.0, -2.0))[0]
+    many = beam_search(lp, scorer, BeamOptions(8, 0.0, 2.0))[0]
+    assert EN.decode(few.tokens) == "ab" and few.words == 1
+    assert EN.decode(many.tokens) == "a b" and many.words == 2
+
+
+def test_nbest_is_sorted_and_distinct(en_lm):
+    lp = spell(EN, "the cat sat", {4: {"k": 0.5, "c": 0.45}, 8: {"s": 0.5, "m": 0.45}})
+    hyps = beam_search(lp, make_scorer(EN, en_lm, "word"), BeamOptions(32, 0.5, 1.0, nbest=4))
+    assert len(hyps) == 4
+    assert len({tuple(h.tokens) for h in hyps}) == 4
+    assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
+
+
+def test_mandarin_character_lm(tmp_path):
+    tok = CharTokenizer(list("我你们好很"), "zh")
+    (tmp_path / "zh.txt").write_text("我们很好\n我们好\n我很好\n" * 3, encoding="utf-8")
+    built = build_lm(tmp_path / "zh.txt", tmp_path / "lm", LMConfig(order=3))
+    assert built.level == "char" and built.language == "zh"
+    lm = load_lm(built.binary)
+    assert lm.vocab and all(len(w) == 1 for w in lm.vocab)
+    lp = spell(tok, "你们很好", {0: {"你": 0.55, "我": 0.44}})
+    scorer = make_scorer(tok, lm, "char")
+    assert tok.decode(beam_search(lp, scorer, BeamOptions(16, 0.0, 0.0))[0].tokens) == "你们很好"
+    best = beam_search(lp, scorer, BeamOptions(16, 1.0, 0.0))[0]
+    assert tok.decode(best.tokens) == "我们很好"
+    assert best.lm_score == pytest.approx(lm.model.score("我 们 很 好", bos=True, eos=True) * math.log(10), abs=1e-4)
+    assert best.words == 4  # beta counts Mandarin characters
+
+
+def test_sentencepiece_units_with_word_lm(en_lm):
+    tok = BpeTokenizer.train(CORPUS * 4, vocab_size=30)
+    text = "the dog ran on the mat"
+    ids = tok.encode(text)
+    lp = spell(tok, [tok.vocab[i] for i in ids])
+    hyp = beam_search(lp, make_scorer(tok, en_lm, "word"), BeamOptions(16, 0.5, 1.0))[0]
+    assert tok.decode(hyp.tokens) == text
+    assert hyp.words == 6
+    assert hyp.lm_score == pytest.approx(en_lm.model.score(text, bos=True, eos=True) * math.log(10), abs=1e-4)
+
+
+# -- greedy and timing ----------------------------------------------------------------------------
+def test_greedy_merges_repeats_and_drops_blanks():
+    tok = CharTokenizer(list(" ab"), "en")
+    path = [0, 2, 2, 0, 2, 3, 3, 0, 1, 1]
+    lp = np.log(np.full((len(path), 4), 0.01))
+    lp[np.arange(len(path)), path] = np.log(0.97)
+    hyp = greedy_search(lp)
+    assert hyp.tokens == [2, 2, 3, 1] and hyp.frames == [1, 4, 5, 8]
+    assert hyp.score == pytest.approx(len(path) * np.log(0.97))
+
+
+def test_token_spans_follow_the_best_alignment():
+    lp = spell(EN, "abba")
+    spans = token_spans(lp, EN.encode("abba"))
+    assert spans == [(1, 2), (3, 4), (5, 6), (7, 8)]
+    assert token_spans(lp[:3], EN.encode("abba")) == []  # cannot fit
+
+
+def test_dropping_lm_caches_between_utterances_changes_nothing(en_lm):
+    scorer = make_scorer(EN, en_lm, "word")
+    lp = spell(EN, "the cat sat", {4: {"k": 0.6, "c": 0.39}})
+    first = beam_search(lp, scorer, BeamOptions(16, 1.0, 0.5, nbest=3))
+    scorer.trim(limit=0)  # as a long decoding job does when the caches grow large
+    assert en_lm.n_states == 1
+    again = beam_search(lp, scorer, BeamOptions(16, 1.0, 0.5, nbest=3))
+    assert [(h.tokens, round(h.score, 9)) for h in first] == [(h.tokens, round(h.score, 9)) for h in again]
