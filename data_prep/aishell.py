@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from data_prep.common import Collected, Item, Skip
+from data_prep.common import Collected, Item, Skip, read_id_text_lines
 from ds2cli.errors import DS2Error
 
 LANGUAGE = "zh"
@@ -45,17 +45,5 @@ def collect(corpus_dir: Path, work_dir: Path, *, jobs: int = 1, seed: int = 0) -
 
 
 def _read_transcripts(path: Path, skipped: list[Skip]) -> dict[str, str]:
-    texts = {}
-    for n, raw in enumerate(path.read_bytes().splitlines(), 1):
-        try:
-            line = raw.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            skipped.append(Skip("transcript not UTF-8", str(path), f"{path}:{n}: line is not UTF-8 text"))
-            continue
-        if line:
-            utt, _, text = line.partition(" ")
-            if utt in texts:
-                skipped.append(Skip("duplicate id", str(path), f"{path}:{n}: duplicate id {utt!r} (first kept)"))
-            else:
-                texts[utt] = "".join(text.split())
-    return texts
+    """id -> text with AISHELL's word-separating spaces removed."""
+    return {utt: "".join(text.split()) for utt, text in read_id_text_lines(path, skipped).items()}

@@ -279,3 +279,22 @@ def read_transcript(path: Path) -> tuple[str | None, Skip | None]:
         return None, Skip("missing transcript", str(path), f"{path}: missing transcript")
     except UnicodeDecodeError:
         return None, Skip("transcript not UTF-8", str(path), f"{path}: transcript is not UTF-8 text")
+
+
+def read_id_text_lines(path: Path, skipped: list[Skip]) -> dict[str, str]:
+    """Read `<id> <text>` lines (LibriSpeech and AISHELL transcript files). A line that is not UTF-8
+    or repeats an id becomes a Skip; the first line of an id is kept."""
+    texts: dict[str, str] = {}
+    for n, raw in enumerate(path.read_bytes().splitlines(), 1):
+        try:
+            line = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            skipped.append(Skip("transcript not UTF-8", str(path), f"{path}:{n}: line is not UTF-8 text"))
+            continue
+        if line:
+            utt, _, text = line.partition(" ")
+            if utt in texts:
+                skipped.append(Skip("duplicate id", str(path), f"{path}:{n}: duplicate id {utt!r} (first kept)"))
+            else:
+                texts[utt] = text
+    return texts

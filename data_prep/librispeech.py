@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from data_prep.common import Collected, Item, Skip
+from data_prep.common import Collected, Item, Skip, read_id_text_lines
 
 LANGUAGE = "en"
 TRAIN_SUBSETS = ("train-clean-100", "train-clean-360", "train-other-500")
@@ -66,20 +66,7 @@ def _subset_items(subset_dir: Path, skipped: list[Skip]) -> list[Item]:
 
 def _chapter_items(folder: Path, speaker: str, chapter: str, skipped: list[Skip]) -> list[Item]:
     trans = folder / f"{speaker}-{chapter}.trans.txt"
-    texts = {}
-    if trans.is_file():
-        for n, raw in enumerate(trans.read_bytes().splitlines(), 1):
-            try:
-                line = raw.decode("utf-8").strip()
-            except UnicodeDecodeError:
-                skipped.append(Skip("transcript not UTF-8", str(trans), f"{trans}:{n}: line is not UTF-8 text"))
-                continue
-            if line:
-                utt, _, text = line.partition(" ")
-                if utt in texts:
-                    skipped.append(Skip("duplicate id", str(trans), f"{trans}:{n}: duplicate id {utt!r} (first kept)"))
-                else:
-                    texts[utt] = text
+    texts = read_id_text_lines(trans, skipped) if trans.is_file() else {}
     audio = {Path(e.name).stem: e.path for e in os.scandir(folder) if e.name.endswith(".flac")}
     items = []
     for utt in sorted(audio):
