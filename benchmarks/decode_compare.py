@@ -121,6 +121,23 @@ def compare(decoder, ems, refs, audio_s, beams) -> list[dict]:
     return rows
 
 
+def sweep(decoder, ems, refs, beam, pairs) -> list[dict]:
+    """WER of ds2cli and pyctcdecode over several (alpha, beta) pairs: one pair is a noisy
+    comparison when the acoustic model is weak."""
+    from ds2cli.decode.scorer import make_scorer
+
+    cfg, tok, lm = decoder.config, decoder.tokenizer, decoder.lm
+    rows = []
+    for alpha, beta in pairs:
+        opts = dataclasses.replace(cfg.beam_options(), beam_size=beam, alpha=alpha, beta=beta, nbest=1)
+        ours, _ = run_ours(ems, tok, lambda: make_scorer(tok, lm, decoder.level, cfg.unk_offset), opts)
+        theirs, _ = run_pyctcdecode(ems, tok, lm.path, lm.vocab, alpha, beta, beam, cfg.unk_offset)
+        rows.append({"alpha": alpha, "beta": beta, "ds2cli_wer": _wer(refs, ours), "pyctcdecode_wer": _wer(refs, theirs)})
+        print(f"alpha {alpha} beta {beta}: ds2cli {100 * rows[-1]['ds2cli_wer']:.2f}%  "
+              f"pyctcdecode {100 * rows[-1]['pyctcdecode_wer']:.2f}%", flush=True)
+    return rows
+
+
 def pruning(decoder, ems, refs, audio_s, beam) -> dict:
     from ds2cli.decode.scorer import make_scorer
 
@@ -180,7 +197,7 @@ def recipes(exp_dirs, limit) -> dict:
 
 
 def markdown(res: dict) -> str:
-    lines = ["## Decoding benchmark", ""]
+    lines = ["## Decoding benchmark", ""] + ([res["note"], ""] if res.get("note") else [])
     s = res.get("setup", {})
     if s:
         lines += [f"Same emissions ({s['utterances']} utterances, {s['audio_seconds']:.0f} s of audio from "
@@ -195,6 +212,13 @@ def markdown(res: dict) -> str:
         lines += ["", "pyctcdecode runs with its default pruning (token_min_logp -5, beam_prune_logp -10); "
                   "flashlight with its lexicon (LM vocabulary) and beam_threshold 50; ds2cli with DS2 "
                   "character pruning (cutoff 0.99, top 40)."]
+    if res.get("sweep"):
+        sw = res["sweep"]
+        wins = sum(r["ds2cli_wer"] <= r["pyctcdecode_wer"] for r in sw)
+        lines += ["", f"WER over {len(sw)} (alpha, beta) pairs at beam {res['sweep_beam']} (ds2cli equal or better "
+                  f"on {wins}):", "", "| alpha | beta | ds2cli WER % | pyctcdecode WER % |", "| ---: | ---: | ---: | ---: |"]
+        lines += [f"| {r['alpha']} | {r['beta']} | {100 * r['ds2cli_wer']:.2f} | {100 * r['pyctcdecode_wer']:.2f} |"
+                  for r in sw]
     if "pruning" in res:
         p = res["pruning"]
         lines += ["", f"**Character pruning** (ds2cli, beam {p['beam']}): cutoff {p['pruned']['cutoff_prob']} / "
@@ -227,8 +251,9 @@ def main(argv=None) -> dict:
     p.add_argument("--beta", type=float)
     p.add_argument("--limit", type=int, help="decode only the first N utterances")
     p.add_argument("--recipes", nargs="*", default=[], help="experiment dirs for greedy vs LM WER")
-    p.add_argument("--skip", nargs="*", default=[], choices=["compare", "pruning", "precision"])
+    p.add_argument("--skip", nargs="*", default=[], choices=["compare", "sweep", "pruning", "precision"])
     p.add_argument("--out", default=str(RESULTS / "decode.json"))
+    p.add_argument("--note", help="a sentence about the model, printed at the top of the markdown")
     args = p.parse_args(argv)
     command = " ".join(sys.argv[1:] if argv is None else argv)
 
@@ -238,7 +263,7 @@ def main(argv=None) -> dict:
     from ds2cli.decode.beam import greedy_search
 
     torch.set_num_threads(1)
-    res = {"command": command, "machine": {"python": sys.version.split()[0], "platform": platform.platform(),
+    res = {"note": args.note, "command": command, "machine": {"python": sys.version.split()[0], "platform": platform.platform(),
                        "processor": platform.processor(), "threads": 1}}
     if args.exp_dir or args.checkpoint:
         exp = Path(args.exp_dir) if args.exp_dir else None
@@ -258,6 +283,11 @@ def main(argv=None) -> dict:
         print(f"{len(ids)} utterances, {audio_s:.0f} s audio, greedy WER {100 * greedy:.2f}%", flush=True)
         if "compare" not in args.skip:
             res["compare"] = compare(decoder, ems, refs, audio_s, args.beams)
+        if "sweep" not in args.skip:
+            a, b = decoder.config.alpha, decoder.config.beta
+            pairs = [(a, b), (0.3, 1.0), (0.5, 2.0), (0.8, 2.0), (0.8, 3.0), (1.0, 3.0), (1.2, 4.0)]
+            res["sweep_beam"] = min(args.beams)
+            res["sweep"] = sweep(decoder, ems, refs, min(args.beams), pairs)
         if "pruning" not in args.skip:
             res["pruning"] = {"beam": max(args.beams), **pruning(decoder, ems, refs, audio_s, max(args.beams))}
         if "precision" not in args.skip:

@@ -80,13 +80,15 @@ class _Nodes:
     COLUMNS = {"parent": np.int64, "token": np.int64, "frame": np.int64, "state": np.int64,
                "trie": np.int64, "comp": np.float64, "lm": np.float64, "nw": np.float64}
 
-    def __init__(self, n_tokens: int, start_state: int, capacity: int = 4096):
+    def __init__(self, n_tokens: int, start_state: int, root_token: int | None = None, capacity: int = 4096):
         self.n = 1
         self.key_base = n_tokens + 1
         self.children: dict[int, int] = {}
         for name, dtype in self.COLUMNS.items():
             setattr(self, name, np.zeros(capacity, dtype=dtype))
-        self.token[0] = n_tokens  # the 'no token' sentinel: never equal to a real token
+        # the empty prefix behaves as if it ended in a word separator (leading spaces add nothing);
+        # without separators it ends in the 'no token' sentinel, never equal to a real token
+        self.token[0] = n_tokens if root_token is None else root_token
         self.frame[0] = -1
         self.state[0], self.trie[0] = start_state, ROOT
         self.slot = np.full(capacity, -1, dtype=np.int64)  # node -> position in the current beam
@@ -124,7 +126,8 @@ def beam_search(log_probs: np.ndarray, scorer: Scorer, opts: BeamOptions = BeamO
     ids, tops, counts = pruned if pruned is not None else prune_log_probs(
         log_probs, opts.cutoff_prob, opts.cutoff_top_n)
     alpha, beta, width = opts.alpha, opts.beta, opts.beam_size
-    nodes = _Nodes(vocab, scorer.start_state)
+    sep = scorer.separator
+    nodes = _Nodes(vocab, scorer.start_state, sep)
     beams = np.zeros(1, dtype=np.int64)
     pb, pnb = np.zeros(1), np.full(1, NEG_INF)  # log p(prefix, ending in blank / in its last token)
     frame_lp = np.full(vocab + 1, NEG_INF)  # this frame's pruned log-probs; [vocab] = no token
@@ -146,6 +149,8 @@ def beam_search(log_probs: np.ndarray, scorer: Scorer, opts: BeamOptions = BeamO
         toks, tok_lp = cand[nonblank], cand_lp[nonblank]
         # extending by the last token needs a blank in between, so only p_b feeds it
         ext = np.where(last[:, None] == toks[None, :], pb[:, None], total[:, None]) + tok_lp[None, :]
+        if sep is not None:
+            _merge_double_separator(sep, last, toks, ext, stay_nb)
         _merge_existing(nodes, beams, toks, ext, stay_nb, column)
         state, trie = nodes.state[beams], nodes.trie[beams]
         dlm, dnw = scorer.ext_delta(state, trie, nodes.comp[beams], toks)
@@ -165,6 +170,18 @@ def beam_search(log_probs: np.ndarray, scorer: Scorer, opts: BeamOptions = BeamO
         frame_lp[cand] = NEG_INF
 
     return _finish(nodes, scorer, beams, pb, pnb, opts)
+
+
+def _merge_double_separator(sep: int, last: np.ndarray, toks: np.ndarray, ext: np.ndarray,
+                            stay_nb: np.ndarray) -> None:
+    """A second space after a space (a blank between) spells the same text, so it stays in the
+    same prefix instead of opening a twin that would split the probability and take a beam slot
+    (pyctcdecode merges these by text too). Modifies ext and stay_nb in place."""
+    j = np.nonzero(toks == sep)[0]
+    if len(j):
+        rows = np.nonzero(last == sep)[0]
+        stay_nb[rows] = np.logaddexp(stay_nb[rows], ext[rows, j[0]])
+        ext[rows, j[0]] = NEG_INF
 
 
 def _merge_existing(nodes: _Nodes, beams: np.ndarray, toks: np.ndarray, ext: np.ndarray,

@@ -54,6 +54,7 @@ class Scorer:
     """Interface used by the beam search; see the module docstring."""
 
     start_state = 0
+    separator: int | None = None  # the token id of the space between words, if there is one
 
     def trim(self, limit: int = MAX_CACHED) -> None:
         """Drop the LM caches if they have grown past `limit` entries. Only between utterances:
@@ -93,6 +94,7 @@ class WordScorer(Scorer):
         self.boundary = np.array([k != CONT for k in kinds] + [False])  # (V+1,)
         self._build_trie(lm.vocab if lm is not None and lm.vocab else None)
         self.start_state = lm.start_state if lm is not None else 0
+        self.separator = kinds.index(SEP) if SEP in kinds else None
         self._step_cache: dict[int, int] = {}
         self._word_cache: dict[int, tuple[float, int]] = {}
         self._end_cache: dict[int, float] = {}
@@ -257,6 +259,7 @@ class CharScorer(Scorer):
         self.word_of = [0.0] + [float(u == CHAR_SPACE or not spaced) for u in units[1:]]
         self.known = [u in lm for u in units]
         self.start_state = lm.start_state
+        self.separator = units.index(CHAR_SPACE) if CHAR_SPACE in units else None
         self._cache: dict[int, tuple[float, int]] = {}
         self._end_cache: dict[int, float] = {}
         self._n = len(units)
