@@ -43,8 +43,9 @@ def load_set(decoder, manifest, limit: int | None, precision_decoder=None):
 
     rows = read_manifest(manifest)[:limit] if limit else read_manifest(manifest)
     rec = (precision_decoder or decoder).recognizer
-    waves = [decoder.read(r["audio_filepath"], r.get("offset") or 0.0,
-                          r.get("duration") if r.get("offset") else None) for r in rows]
+    waves, rows, bad = decoder.read_rows(rows)
+    if bad:
+        raise SystemExit(f"unreadable rows in {manifest}: {bad[:3]}")
     ems = [e.numpy() for e in rec.emissions(waves, batch_size=8)]
     refs = [normalize(r["text"], rec.tokenizer.language) for r in rows]
     return [r["id"] for r in rows], refs, ems, sum(len(w) for w in waves) / rec.feature_config.sample_rate

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ds2cli.audio import read_audio
+from ds2cli.manifest import read_row_audio
 from ds2cli.features import FeatureConfig, FeatureStats, log_spectrogram
 
 
@@ -58,9 +58,7 @@ class SpeechDataset(torch.utils.data.Dataset):
     def __getitem__(self, key):
         index, epoch = key if isinstance(key, tuple) else (key, 0)
         row = self.rows[index]
-        offset = row.get("offset") or 0.0
-        wave = read_audio(row["audio_filepath"], self.feature_config.sample_rate, offset,
-                          row["duration"] if offset else None)
+        wave = read_row_audio(row, self.feature_config.sample_rate)
         utt_id = row["id"]
         if self.pipeline is not None:
             wave, _ = self.pipeline.apply_waveform(wave, seed=self.seed, epoch=epoch, utt_id=utt_id)

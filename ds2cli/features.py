@@ -96,9 +96,7 @@ def stats_from_manifest(rows: list[dict], config: FeatureConfig = FeatureConfig(
                         max_utterances: int = 500, seed: int = 0) -> FeatureStats:
     """Statistics over a random sample of up to `max_utterances` manifest rows (DS2: "a sample
     of the training set")."""
-    from ds2cli.audio import read_audio
+    from ds2cli.manifest import read_row_audio
 
     sample = random.Random(seed).sample(rows, min(max_utterances, len(rows)))
-    return compute_stats((read_audio(r["audio_filepath"], config.sample_rate, r.get("offset", 0.0),
-                                     r.get("duration") if r.get("offset") else None)
-                          for r in sample), config)
+    return compute_stats((read_row_audio(r, config.sample_rate) for r in sample), config)

@@ -57,5 +57,14 @@ def write_manifest(path, rows) -> int:
     return write_jsonl(path, rows)
 
 
+def read_row_audio(row: dict, sample_rate: int):
+    """A row's audio as float32 mono at `sample_rate`: the segment [offset, offset + duration)
+    when the row has an offset, else the whole file (its duration is then only informative)."""
+    from ds2cli.audio import read_audio
+
+    offset = float(row.get("offset") or 0.0)
+    return read_audio(row["audio_filepath"], sample_rate, offset, row["duration"] if offset else None)
+
+
 def total_duration(rows) -> float:
     return float(sum(r["duration"] for r in rows))

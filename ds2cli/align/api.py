@@ -13,8 +13,8 @@ import torch
 
 from ds2cli.align.forced import (UNREADABLE, AlignmentError, Boundaries, TokenSpan, WordSpan, alignment_features,
                                  encode_transcript, frame_energy_db, spans_to_json, viterbi, word_spans)
-from ds2cli.audio import read_audio
 from ds2cli.errors import AudioError, DS2Error
+from ds2cli.manifest import read_row_audio
 from ds2cli.progress import progress
 from ds2cli.text import normalize
 
@@ -68,11 +68,6 @@ class Emission:
     energy_db: np.ndarray | None = None  # (T,) power of the audio under each output frame
 
 
-def _read(row: dict, sample_rate: int):
-    offset = float(row.get("offset") or 0.0)
-    return read_audio(row["audio_filepath"], sample_rate, offset, row.get("duration") if offset else None)
-
-
 def emissions(rows: list[dict], recognizer, batch_size: int = 16, quiet: bool = True) -> Iterator[Emission]:
     """Yield one Emission per row, in order; audio is read and batched `READ_GROUP` batches at a time."""
     sample_rate = recognizer.feature_config.sample_rate
@@ -85,7 +80,7 @@ def emissions(rows: list[dict], recognizer, batch_size: int = 16, quiet: bool = 
             waves, errors = [], {}
             for i, row in enumerate(chunk):
                 try:
-                    waves.append(_read(row, sample_rate))
+                    waves.append(read_row_audio(row, sample_rate))
                 except AudioError as err:
                     errors[i] = str(err)
             outputs = iter(recognizer.emissions(waves, batch_size) if waves else [])

@@ -151,8 +151,26 @@ class Decoder:
         """Audio at the model's rate; AudioError for audio too short to give one feature frame."""
         from ds2cli.audio import read_audio
 
+        return self._long_enough(read_audio(path, self.recognizer.feature_config.sample_rate,
+                                            offset or 0.0, duration), path)
+
+    def read_rows(self, rows: list[dict]) -> tuple[list[np.ndarray], list[dict], list[tuple[str, str]]]:
+        """Audio of manifest rows (their segment when they have an offset): (waves, the rows read,
+        (id, message) of each row that could not be read). A bad row never stops the others."""
+        from ds2cli.manifest import read_row_audio
+
+        waves, ok, errors = [], [], []
+        for row in rows:
+            try:
+                wave = read_row_audio(row, self.recognizer.feature_config.sample_rate)
+                waves.append(self._long_enough(wave, row["audio_filepath"]))
+                ok.append(row)
+            except DS2Error as err:
+                errors.append((row["id"], str(err)))
+        return waves, ok, errors
+
+    def _long_enough(self, wave: np.ndarray, path) -> np.ndarray:
         cfg = self.recognizer.feature_config
-        wave = read_audio(path, cfg.sample_rate, offset or 0.0, duration)
         if len(wave) < cfg.n_fft:
             raise AudioError(f"{path}: audio too short ({len(wave)} samples at {cfg.sample_rate} Hz)")
         return wave
@@ -187,14 +205,8 @@ class Decoder:
         batch = max(1, self.config.batch_size)
         bar = progress(total=len(rows), desc="decoding", quiet=quiet, unit="utt")
         for i in range(0, len(rows), batch):
-            waves, ok = [], []
-            for row in rows[i:i + batch]:
-                try:
-                    waves.append(self.read(row["audio_filepath"], row.get("offset") or 0.0,
-                                           row.get("duration") if row.get("offset") else None))
-                    ok.append(row)
-                except DS2Error as err:
-                    errors.append((row["id"], str(err)))
+            waves, ok, bad = self.read_rows(rows[i:i + batch])
+            errors += bad
             if waves:
                 ems = self.recognizer.emissions(waves, batch_size=batch)
                 durs = [len(w) / self.recognizer.feature_config.sample_rate for w in waves]

@@ -112,7 +112,6 @@ def cached_emissions(decoder, manifest, cache_dir, quiet: bool = True):
     and manifest were seen before, else by running the network once (and caching the result)."""
     import torch
 
-    from ds2cli.errors import DS2Error
     from ds2cli.fileio import torch_save
     from ds2cli.manifest import read_manifest
     from ds2cli.progress import progress
@@ -128,14 +127,8 @@ def cached_emissions(decoder, manifest, cache_dir, quiet: bool = True):
     ids, refs, ems, skipped = [], [], [], []
     batch = decoder.config.batch_size
     for i in progress(range(0, len(rows), batch), desc="emissions", quiet=quiet, unit="batch"):
-        waves, ok = [], []
-        for row in rows[i:i + batch]:
-            try:
-                waves.append(decoder.read(row["audio_filepath"], row.get("offset") or 0.0,
-                                          row.get("duration") if row.get("offset") else None))
-                ok.append(row)
-            except DS2Error as err:
-                skipped.append([row["id"], str(err)])
+        waves, ok, bad = decoder.read_rows(rows[i:i + batch])
+        skipped += [list(b) for b in bad]
         if waves:
             ems += rec.emissions(waves, batch_size=batch)
             ids += [r["id"] for r in ok]
