@@ -28,3 +28,14 @@ def arctic_dir() -> Path:
 @pytest.fixture
 def noise_dir() -> Path:
     return _shared("noise")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny tensors: with two threads on a loaded 2-core machine OpenMP spinning costs up to 30x."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

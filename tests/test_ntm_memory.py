@@ -10,13 +10,7 @@ from ds2cli.ntm.model import LSTMBaseline, ModelConfig, NTM, build_model
 B, H, N, M = 2, 3, 10, 5
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: with two threads on a loaded 2-core machine OpenMP spinning costs 30x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -9,13 +9,7 @@ from ds2cli.ntm.tasks import (AssociativeRecallTask, CopyTask, NGramTask, Priori
                               ngram_optimal_cost, task_from_dict)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: with two threads on a loaded 2-core machine OpenMP spinning costs 30x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -15,13 +15,7 @@ from ds2cli.ntm.train import (TrainConfig, evaluate, load_checkpoint, new_run, s
 TINY = ["--batch-size", "2", "--memory-rows", "16", "--memory-width", "6", "--controller-size", "16", "--eval-sequences", "4"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: with two threads on a loaded 2-core machine OpenMP spinning costs 30x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_run(seed=0, **kw):
