@@ -79,6 +79,25 @@ def clipped_relu(x: torch.Tensor) -> torch.Tensor:
     return F.hardtanh(x, 0.0, RELU_CLIP)
 
 
+def _global_sum(t: torch.Tensor, sync: bool) -> torch.Tensor:
+    """Sum of `t` over all data-parallel workers when `sync` (autograd flows back through the
+    all-reduce, as in SyncBatchNorm), else `t` itself."""
+    if not sync:
+        return t
+    from torch.distributed.nn.functional import all_reduce
+
+    return all_reduce(t)
+
+
+def sync_batch_norm(model: nn.Module, enabled: bool = True) -> None:
+    """Make every batch norm of `model` take its statistics over the whole global batch (all
+    workers of the initialised process group) instead of each worker's share. Every worker must
+    then run the same number of training forward passes."""
+    for module in model.modules():
+        if isinstance(module, (MaskedBatchNorm, BatchNormRNN)):
+            module.sync = enabled
+
+
 def time_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     """(B,) lengths -> (B, T) bool, True on real frames."""
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
@@ -96,6 +115,7 @@ class MaskedBatchNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(num_features)) if affine else None
         self.register_buffer("running_mean", torch.zeros(num_features))
         self.register_buffer("running_var", torch.ones(num_features))
+        self.sync = False  # statistics over all workers (see sync_batch_norm)
 
     def statistics(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and biased variance per channel over real positions; updates running averages."""
@@ -103,9 +123,10 @@ class MaskedBatchNorm(nn.Module):
             return self.running_mean, self.running_var
         dims = [d for d in range(x.dim()) if d != 1]
         mask = mask.to(x.dtype)
-        count = mask.expand_as(x).sum(dims).clamp_min(1.0)
-        mean = (x * mask).sum(dims) / count
-        var = (((x - _channels(mean, x)) * mask) ** 2).sum(dims) / count
+        sums = _global_sum(torch.stack([(x * mask).sum(dims), mask.expand_as(x).sum(dims)]), self.sync)
+        count = sums[1].clamp_min(1.0)
+        mean = sums[0] / count
+        var = _global_sum((((x - _channels(mean, x)) * mask) ** 2).sum(dims), self.sync) / count
         self._update_running(mean, var, count)
         return mean, var
 
@@ -195,6 +216,7 @@ class BatchNormRNN(nn.Module):
         self.rnn = cls(input_size, hidden, batch_first=True, bidirectional=bidirectional, **kwargs)
         self.hidden, self.bidirectional, self.batch_norm = hidden, bidirectional, batch_norm
         self.suffixes = ["_l0", "_l0_reverse"] if bidirectional else ["_l0"]
+        self.sync = False  # statistics over all workers (see sync_batch_norm)
         width = self.GATES[rnn_type] * hidden
         if batch_norm:
             # gamma per direction; beta is the RNN's own bias_ih
@@ -206,10 +228,11 @@ class BatchNormRNN(nn.Module):
         params = {}
         if self.training:
             m = mask.to(x.dtype)[..., None]
-            n = m.sum().clamp_min(2.0)
-            x_mean = (x * m).sum((0, 1)) / n  # (D,)
+            sums = _global_sum(torch.cat([(x * m).sum((0, 1)), m.sum().reshape(1)]), self.sync)
+            n = sums[-1].clamp_min(2.0)
+            x_mean = sums[:-1] / n  # (D,)
             xc = ((x - x_mean) * m).reshape(-1, x.shape[-1])
-            cov = xc.T @ xc / n  # (D, D)
+            cov = _global_sum(xc.T @ xc, self.sync) / n  # (D, D)
         for i, sfx in enumerate(self.suffixes):
             w, b = getattr(self.rnn, "weight_ih" + sfx), getattr(self.rnn, "bias_ih" + sfx)
             bn = self.bn[i]

@@ -48,6 +48,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto (cuda if available), cpu, cuda, cuda:N
     threads: int = 0  # CPU threads per worker (0: cores / workers on this machine)
+    sync_batch_norm: bool = True  # with several workers, batch-norm statistics over the global batch
     num_workers: int = 1  # DataLoader processes reading audio and computing features
     keep_last: int = 2  # step-N.pt checkpoints kept (last.pt is always the newest)
     keep_best: int = 1  # epoch-E.pt checkpoints kept, best dev WER first (best.pt is the best)
@@ -257,12 +258,14 @@ class Trainer:
         return build_pipeline(config, self.feature_config.sample_rate, noise, total_epochs=self.cfg.epochs)
 
     def _build_model(self):
-        from ds2cli.model import DeepSpeech2
+        from ds2cli.model import DeepSpeech2, sync_batch_norm
 
         torch.manual_seed(self.cfg.seed)
         self.model = DeepSpeech2(self.model_config, len(self.tokenizer)).to(self.device)
         self.net = self.model
         if self.dist.world_size > 1:
+            # per-worker statistics would make the result depend on the number of workers
+            sync_batch_norm(self.model, self.cfg.sync_batch_norm)
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.optimizer = make_optimizer(self.cfg, self.model.parameters())

@@ -95,8 +95,17 @@ def test_cli_prints_transcripts_and_json_meta(exp, lm_path):
     res = run("decode", r[0]["audio_filepath"], "--checkpoint", model.checkpoint, "--lm", lm_path)
     assert res.exit_code == 0, res.output
     assert res.output.strip() == r[0]["text"]
-    res = run("decode", r[0]["audio_filepath"], r[1]["audio_filepath"], "--checkpoint", model.checkpoint,
-              "--lm", lm_path, "--beam-size", 12, "--alpha", 0.4, "--beta", 0.7, "--nbest", 3, "--json")
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        res = run("decode", r[0]["audio_filepath"], r[1]["audio_filepath"], "--checkpoint", model.checkpoint,
+                  "--lm", lm_path, "--beam-size", 12, "--alpha", 0.4, "--beta", 0.7, "--nbest", 3, "--json",
+                  "--threads", 2)
+        assert torch.get_num_threads() == 2  # --threads took effect
+    finally:
+        torch.set_num_threads(before)
     assert res.exit_code == 0, res.output
     lines = [json.loads(x) for x in res.output.splitlines()]
     meta = lines[0]["_meta"]

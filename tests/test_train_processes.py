@@ -1,6 +1,7 @@
 """Training in separate processes: a run killed with SIGKILL mid-epoch and resumed ends with the
 same weights as an uninterrupted run; two gloo workers (`ds2cli train --nproc 2`) follow the same
-loss trajectory as one process with the same global batch. (In-process, exact resume is also
+loss trajectory as one process with the same global batch, batch-norm statistics included.
+(In-process, exact resume is also
 covered by test_train.py::test_resume_continues_where_it_stopped.)"""
 import json
 import os
@@ -72,10 +73,11 @@ def test_sigkill_mid_epoch_then_resume_gives_identical_weights(tmp_path, arctic_
 
 def test_two_gloo_workers_match_one_process(tmp_path, arctic_dir):
     """Same global batch (4 utterances) in 1 process or 2 x 2: the same losses step by step.
-    Batch norm is off: its statistics are per worker (as in DS2), so with it the runs differ a little."""
+    Batch norm is on: the workers share its statistics (sync_batch_norm), so they see the batch
+    the single process sees."""
     common = "epochs = 2\nmax_batch_seconds = 100.0\n"
-    one = write_recipe(tmp_path / "one.toml", common + "max_batch_size = 4\n", "batch_norm = false\n")
-    two = write_recipe(tmp_path / "two.toml", common + "max_batch_size = 2\n", "batch_norm = false\n")
+    one = write_recipe(tmp_path / "one.toml", common + "max_batch_size = 4\n", "batch_norm = true\n")
+    two = write_recipe(tmp_path / "two.toml", common + "max_batch_size = 2\n", "batch_norm = true\n")
     a = make_exp(tmp_path / "a", arctic_dir, n_train=12, n_dev=0)
     b = make_exp(tmp_path / "b", arctic_dir, n_train=12, n_dev=0)
     single = ds2cli("--recipe", str(one), "--exp-dir", str(a), "--device", "cpu")

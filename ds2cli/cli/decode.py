@@ -43,6 +43,7 @@ def _range(text: str) -> tuple[float, float]:
 @click.option("--batch-size", type=click.IntRange(1), help="Utterances per network batch  [default: 16]")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ...")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Inference precision  [default: fp32]")
+@click.option("--threads", type=click.IntRange(1), help="CPU threads  [default: torch's, one per core]")
 @click.option("--tune", is_flag=True, help="Search alpha and beta on --manifest (a dev set) and save the best.")
 @click.option("--search", type=click.Choice(["grid", "random"]), default="grid", show_default=True,
               help="Tuning: grid or random search.")
@@ -56,7 +57,7 @@ def _range(text: str) -> tuple[float, float]:
 @user_errors
 def decode(files, manifest, out, checkpoint, recipe, overrides, exp_root, lm, no_lm, lm_level, method,
            beam_size, alpha, beta, cutoff_prob, cutoff_top_n, unk_offset, nbest, batch_size, device,
-           precision, tune, search, alpha_range, beta_range, points, seed, quiet, as_json):
+           precision, threads, tune, search, alpha_range, beta_range, points, seed, quiet, as_json):
     """Transcribe FILES (any sample rate, mono or multichannel, wav/flac/ogg), or every row of
     --manifest into JSON lines (id, text, score, duration, word timing) that `ds2cli score` reads.
 
@@ -75,6 +76,10 @@ def decode(files, manifest, out, checkpoint, recipe, overrides, exp_root, lm, no
     """
     from ds2cli.decode.api import load_decoder
 
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     if not files and not manifest:
         raise click.UsageError("give audio FILES or --manifest")
     if files and manifest:

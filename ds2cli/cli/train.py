@@ -43,10 +43,13 @@ def _relaunch_args(recipe, data_dir, exp_dir, sets, resume, longest_first, devic
 @click.option("--device", help="cpu, cuda or cuda:N  [default: recipe's train.device, auto]")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]),
               help="Arithmetic: fp32, bf16 (CPU/GPU) or fp16 (GPU)  [default: recipe's]")
+@click.option("--threads", type=click.IntRange(1),
+              help="CPU threads per worker  [default: recipe's train.threads, else cores / workers]")
 @quiet_option
 @json_option
 @user_errors
-def train(recipe, data_dir, exp_dir, sets, nproc, resume, longest_first, device, precision, quiet, as_json):
+def train(recipe, data_dir, exp_dir, sets, nproc, resume, longest_first, device, precision, threads, quiet,
+          as_json):
     """Train a Deep Speech 2 recogniser as a recipe describes: CTC loss, SortaGrad, length-bucketed
     batches, augmentation, validation (greedy dev WER/CER) after every epoch.
 
@@ -71,6 +74,7 @@ def train(recipe, data_dir, exp_dir, sets, nproc, resume, longest_first, device,
 
     from ds2cli.recipe import experiment_dir, load_recipe
 
+    sets = list(sets) + ([f"train.threads={threads}"] if threads else [])  # workers inherit it
     overrides = list(sets)
     overrides += [f"train.device={_toml(device)}"] if device else []
     overrides += [f"train.precision={_toml(precision)}"] if precision else []
