@@ -8,14 +8,17 @@ checkpoint (lowest validation cost) at the task's test lengths. Report the media
 
     python -m benchmarks.ntm_convergence --task copy --seeds 3
     python -m benchmarks.ntm_convergence --task copy --model lstm --seeds 1 --sequences 20000
+    python -m benchmarks.ntm_convergence --merge seed0.json seed1.json seed2.json --out all.json
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import torch
 
@@ -24,21 +27,21 @@ from ds2cli.ntm.run import DEFAULT_EVAL_SEQUENCES, DEFAULT_TRAINING, SELECT_LEN
 from ds2cli.ntm.tasks import TASKS
 from ds2cli.ntm.train import TrainConfig, evaluate, maybe_drop_lr, new_run, paper_configs, train
 
-LOAD_CAVEAT = ("Run on a 2-core CPU shared with up to 5 other engineers' jobs (load average often 4-9): "
-               "wall-clock times are inflated by their load and are not comparable between runs; "
-               "sequence counts and costs are unaffected.")
+LOAD_CAVEAT = ("Run on an idle 2-core CPU, pinned to one core (taskset -c 1) with one torch thread; "
+               "train_cpu_seconds is this process's CPU time (unaffected by other jobs), train_seconds wall time.")
 
 def run_seed(args, seed: int) -> dict:
     task = TASKS[args.task]()
     model_cfg, paper_lr = paper_configs(task, args.model, args.controller)
     lr = args.lr or paper_lr
-    cfg = TrainConfig(steps=args.sequences // args.batch_size, batch_size=args.batch_size, lr=lr, seed=seed,
+    extra = {"eps": args.eps} if args.eps is not None else {}
+    cfg = TrainConfig(steps=args.sequences // args.batch_size, batch_size=args.batch_size, lr=lr, seed=seed, **extra,
                       checkpoint_every=10 ** 9, lr_drop_below=None if args.no_lr_drop else 1.0)
     run = new_run(task, model_cfg, cfg)
     val_seed = 50_000 + seed  # validation sets differ from the test sets (eval seed 1)
     chunk = max(1, args.eval_every // args.batch_size)
     curve, best, best_state, converged_at = [], None, None, None
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     while run.step < cfg.steps:
         train(run, min(chunk, cfg.steps - run.step))
         val = evaluate(run.model, task, None, args.val_sequences, seed=val_seed)
@@ -61,6 +64,7 @@ def run_seed(args, seed: int) -> dict:
         if converged_at is not None and args.stop_when_converged:
             break
     train_seconds = time.perf_counter() - t0
+    cpu_seconds = time.process_time() - c0  # this process's CPU time: unaffected by other jobs
     run.model.load_state_dict(best_state)
     n_eval = DEFAULT_EVAL_SEQUENCES.get(task.name, 100)
     lengths = [task.parse_length(v) for v in args.eval_len] if args.eval_len else list(task.default_eval)
@@ -68,7 +72,8 @@ def run_seed(args, seed: int) -> dict:
     for t in tests:
         print(f"[{args.task} {args.model} seed {seed}] test {t}", flush=True)
     return {"seed": seed, "lr": lr, "batch_size": cfg.batch_size, "sequences_trained": run.step * cfg.batch_size,
-            "train_seconds": round(train_seconds, 1), "converged_at_sequences": converged_at,
+            "train_seconds": round(train_seconds, 1),
+            "train_cpu_seconds": round(cpu_seconds, 1), "converged_at_sequences": converged_at,
             "lr_dropped_at_sequences": run.lr_dropped_at * cfg.batch_size if run.lr_dropped_at else None,
             "best": best, "test": tests, "curve": curve, "model": model_cfg.to_dict()}
 
@@ -91,8 +96,25 @@ def summarise(per_seed: list[dict]) -> dict:
     return out
 
 
+def merge(paths: list[str], out_path: str) -> dict:
+    """Combine result files of single-seed runs (--first-seed N --seeds 1) of one configuration."""
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    keys = {(r["task"], r["model"], r["controller"]) for r in runs}
+    if len(keys) != 1:
+        raise SystemExit(f"--merge: results of different configurations {sorted(keys)}")
+    per_seed = sorted((s for r in runs for s in r["per_seed"]), key=lambda s: s["seed"])
+    result = dict(runs[0], per_seed=per_seed, summary=summarise(per_seed), merged_from=[r["command"] for r in runs],
+                  wall_seconds=round(sum(r["wall_seconds"] for r in runs), 1))
+    result["args"] = dict(result["args"], seeds=len(per_seed), first_seed=per_seed[0]["seed"])
+    write_json(out_path, result)
+    print(f"wrote {out_path}")
+    return result
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                    help="combine these single-seed result files (same configuration) into --out")
     ap.add_argument("--task", choices=sorted(TASKS), default="copy")
     ap.add_argument("--model", choices=["ntm", "lstm"], default="ntm")
     ap.add_argument("--controller", choices=["lstm", "ff"], default="lstm")
@@ -101,6 +123,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--sequences", type=int, default=None, help="training budget in sequences")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None, help="default: the CLI's (ds2cli.ntm.run.DEFAULT_TRAINING)")
+    ap.add_argument("--eps", type=float, default=None, help="RMSProp denominator floor (default: TrainConfig's)")
     ap.add_argument("--eval-every", type=int, default=1000, help="sequences between validations")
     ap.add_argument("--val-sequences", type=int, default=100)
     ap.add_argument("--select-len", type=int, default=None, help="also validate at this length to pick the best")
@@ -110,6 +133,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--eval-len", action="append", default=None, help="test lengths (default: the task's)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out or "merged.json")
     steps, batch, lr = DEFAULT_TRAINING[args.task]  # the CLI's defaults
     args.batch_size = args.batch_size or batch
     args.sequences = args.sequences or steps * batch
@@ -128,7 +153,8 @@ def main(argv=None) -> dict:
                   f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
                   if v not in (None, False) and k != "out"),
               "args": vars(args), "torch_threads": 1, "torch": torch.__version__, "cpu_count": os.cpu_count(),
-              "load_average_at_end": os.getloadavg(), "wall_seconds": round(time.perf_counter() - t0, 1),
+              "load_average_at_end": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "wall_seconds": round(time.perf_counter() - t0, 1),
               "caveat": LOAD_CAVEAT, "summary": summarise(per_seed), "per_seed": per_seed}
     write_json(out_path, result)
     print(f"wrote {out_path}")

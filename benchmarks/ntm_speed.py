@@ -26,9 +26,10 @@ from ds2cli.fileio import write_json
 from ds2cli.ntm.tasks import Batch, CopyTask
 from ds2cli.ntm.train import TrainConfig, new_run, paper_configs, train_step
 
-LOAD_CAVEAT = ("Measured on a 2-core CPU shared with other engineers' jobs; absolute times vary with "
-               "their load. Rounds alternate between the two implementations so both see the same load; "
-               "the ratio is the number to read.")
+LOAD_CAVEAT = ("Measured on the project's 2-core CPU (idle but for one other training job on the other "
+               "core), this process pinned to one core with one torch thread for both implementations. "
+               "Rounds alternate between the two so that both see the same conditions; the ratio is the "
+               "number to read.")
 
 
 def make_batches(n: int, batch_size: int, seed: int) -> list[tuple[int, torch.Tensor]]:
@@ -172,6 +173,7 @@ def main(argv=None) -> dict:
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "load_average_at_end": os.getloadavg(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "caveat": LOAD_CAVEAT,
         "results": results,
     }
