@@ -16,6 +16,7 @@ BENCHMARKS = [
     ("prepare_speed", ["benchmarks.prepare_speed"]),
     ("augment_speed", ["benchmarks.augment_speed"]),
     ("train_speed", ["benchmarks.train_speed"]),
+    ("demo_time", ["benchmarks.demo_time"]),
     ("train_convergence", ["benchmarks.train_convergence", "--recipes", "tiny", "digits", "arctic"]),
     ("decode_compare", ["benchmarks.decode_compare", "--exp-dir", "exp/arctic", "--recipes", "exp/tiny", "exp/arctic"]),
     ("align_timing", ["benchmarks.align_timing"]),
