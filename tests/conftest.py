@@ -30,9 +30,10 @@ def noise_dir() -> Path:
     return _shared("noise")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def one_torch_thread():
-    """Tiny tensors: with two threads on a loaded 2-core machine OpenMP spinning costs up to 30x."""
+    """Tiny tensors: with two threads on a loaded 2-core machine OpenMP spinning costs up to 30x.
+    Module scope, so that a module's own model fixtures train at one thread too."""
     import torch
 
     before = torch.get_num_threads()

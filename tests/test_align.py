@@ -171,13 +171,7 @@ MAX_STEPS = 600  # training stops earlier, once the running CTC loss is below ST
 STOP_LOSS = 0.1
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One thread: on this shared 2-core machine two threads can be many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 FSDD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fsdd"

@@ -24,15 +24,7 @@ NAME = "digits-test"  # the recipe name stored in the fixture's checkpoint
 EXTRA_LM_TEXT = ["one two three", "four five six", "seven eight nine zero", "nine eight seven"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The machine is shared: extra intra-op threads only add contention for these tiny models."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
