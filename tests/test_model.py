@@ -1,5 +1,7 @@
 """The DS2 network: shapes and lengths for every layer type, independence of batch and padding,
 and the batch-norm fold against an explicit BN(Wx) reference."""
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -155,6 +157,7 @@ def test_padded_cpu_path_equals_packed_path(rnn_type):
     lengths = torch.tensor([11, 4, 8])
     mask = time_mask(lengths, 11)[..., None]
     results = []
+    layer.gru_recurrence_on_cpu = False  # compare torch's own GRU on both paths
     for padded in (True, False):
         layer.padded_on_cpu = padded
         out = layer(x, lengths, mask[..., 0]) * mask
@@ -162,3 +165,33 @@ def test_padded_cpu_path_equals_packed_path(rnn_type):
         results.append((out, grad))
     assert torch.allclose(results[0][0], results[1][0], atol=1e-5)
     assert torch.allclose(results[0][1], results[1][1], atol=1e-5)
+
+
+@pytest.mark.parametrize("bidirectional,batch_norm", [(True, True), (False, True), (True, False)])
+def test_gru_recurrence_path_equals_torch_gru(bidirectional, batch_norm):
+    """GRU training on the CPU through ds2cli.recurrence (batch norm on the explicit projection)
+    gives torch's packed GRU path's outputs, gradients and running statistics."""
+    torch.manual_seed(3)
+    reference = BatchNormRNN(6, 5, "gru", bidirectional, batch_norm).train()
+    if batch_norm:
+        with torch.no_grad():
+            for g in reference.gamma:
+                g.uniform_(0.5, 1.5)
+    fast = copy.deepcopy(reference)
+    reference.gru_recurrence_on_cpu, reference.padded_on_cpu = False, False
+    x = torch.randn(3, 11, 6) * 2 + 1
+    lengths = torch.tensor([11, 4, 8])
+    mask = time_mask(lengths, 11)
+    results = []
+    for layer in (fast, reference):
+        xg = x.clone().requires_grad_()
+        out = layer(xg, lengths, mask) * mask[..., None]
+        grads = torch.autograd.grad((out * torch.linspace(-1, 1, 5)).sum(), [xg, *layer.parameters()])
+        results.append((out, grads, [b.clone() for b in layer.buffers()]))
+    (out_f, grads_f, buf_f), (out_r, grads_r, buf_r) = results
+    assert torch.allclose(out_f, out_r, atol=1e-5)
+    assert len(grads_f) == len(grads_r)
+    for gf, gr in zip(grads_f, grads_r):
+        assert torch.allclose(gf, gr, atol=1e-5)
+    for bf, br in zip(buf_f, buf_r):
+        assert torch.allclose(bf, br, atol=1e-5)
