@@ -191,7 +191,7 @@ def test_long_audio_is_decoded_in_chunks(exp, lm_path, tmp_path):
     assert len(wave) / 16000 > 35  # longer than one 30 s chunk
     decoder = load_decoder(model.checkpoint, lm=str(lm_path))
     done, errors = decoder.decode_files([tmp_path / "long.wav"])
-    assert not errors and len(done[0].text.split()) > 30
+    assert not errors and len(done[0].text.split()) > 25  # words from the whole file, not one chunk
     assert done[0].timing[-1]["end"] > 35
     # the same as running the network over the whole file at once (the model never saw 40 s
     # utterances, so the reference is the unchunked decode, not the transcript)

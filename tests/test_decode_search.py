@@ -118,7 +118,8 @@ def test_prefix_probabilities_are_exact_and_best_prefix_found():
 
     for _ in range(8):
         lp = normalised(rng.normal(size=(6, 4)) * 2)
-        hyps = beam_search(lp, scorer, BeamOptions(beam_size=300, alpha=0, beta=0, cutoff_prob=1.0, nbest=5))
+        hyps = beam_search(lp, scorer, BeamOptions(beam_size=300, alpha=0, beta=0, cutoff_prob=1.0, nbest=5,
+                                                       beam_threshold=float("inf")))  # exhaustive
         classes: dict[str, float] = {}
         for n in range(7):
             for seq in itertools.product([1, 2, 3], repeat=n):
@@ -246,3 +247,38 @@ def test_dropping_lm_caches_between_utterances_changes_nothing(en_lm):
     assert en_lm.n_states == 1
     again = beam_search(lp, scorer, BeamOptions(16, 1.0, 0.5, nbest=3))
     assert [(h.tokens, round(h.score, 9)) for h in first] == [(h.tokens, round(h.score, 9)) for h in again]
+
+
+def test_recombination_frees_beam_slots_for_a_better_hypothesis(en_lm):
+    """An unknown first word spelled four equally likely ways fills a small beam with twins that
+    share every future score; then "sat" (acoustically ahead) crowds out "cat", which the LM
+    prefers once "ran" follows. Recombining the twins keeps room for "cat"."""
+    emissions = spell(EN, "xq sat ran", {0: {"x": 0.4995, "z": 0.4995}, 1: {"q": 0.4995, "w": 0.4995},
+                                         3: {"s": 0.55, "c": 0.44}})
+    scorer = make_scorer(EN, en_lm, "word", unk_offset=-1.0)
+
+    def best(beam_size, recombine):
+        opts = BeamOptions(beam_size=beam_size, alpha=1.0, beta=0.0, cutoff_prob=1.0, recombine=recombine)
+        return beam_search(emissions, scorer, opts)[0]
+
+    wide = best(16, False)
+    assert EN.decode(wide.tokens).split()[1:] == ["cat", "ran"]
+    narrow = best(2, False)
+    assert EN.decode(narrow.tokens).split()[1:] == ["sat", "ran"] and narrow.score < wide.score - 1
+    recombined = best(2, True)
+    assert EN.decode(recombined.tokens).split()[1:] == ["cat", "ran"]
+    assert recombined.score == pytest.approx(wide.score, abs=0.01)
+
+
+def test_beam_threshold_drops_candidates_far_below_the_best():
+    tok = CharTokenizer(list(" ab"), "en")
+    emissions = np.stack([frame(tok, {"a": 0.6, "b": 0.4}), frame(tok, {"": 0.999})])
+    scorer = make_scorer(tok, None)
+
+    def texts(threshold):
+        opts = BeamOptions(beam_size=8, alpha=0, beta=0, cutoff_prob=1.0, nbest=8, beam_threshold=threshold)
+        return [tok.decode(h.tokens) for h in beam_search(emissions, scorer, opts)]
+
+    assert texts(float("inf"))[:2] == ["a", "b"]  # log(0.6 / 0.4) = 0.41 apart
+    assert texts(1.0)[:2] == ["a", "b"]
+    assert texts(0.3) == ["a"]

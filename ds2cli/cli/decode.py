@@ -40,6 +40,11 @@ def _range(text: str) -> tuple[float, float]:
 @click.option("--cutoff-top-n", type=click.IntRange(1), help="... and at most this many per frame  [default: 40]")
 @click.option("--unk-offset", type=click.FloatRange(max=0), help="Extra log cost of an unknown word  [default: -10]")
 @click.option("--nbest", type=click.IntRange(1), help="Hypotheses to output per utterance  [default: 1]")
+@click.option("--beam-threshold", type=click.FloatRange(0, min_open=True),
+              help="Drop candidates this far (natural log) below the frame's best  [default: 10]")
+@click.option("--recombine/--no-recombine", default=None,
+              help="Keep only the best of prefixes with the same LM context, unfinished word and last "
+                   "token (frees beam slots)  [default: on]")
 @click.option("--batch-size", type=click.IntRange(1), help="Utterances per network batch  [default: 16]")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ...")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Inference precision  [default: fp32]")
@@ -56,8 +61,8 @@ def _range(text: str) -> tuple[float, float]:
 @json_option
 @user_errors
 def decode(files, manifest, out, checkpoint, recipe, overrides, exp_root, lm, no_lm, lm_level, method,
-           beam_size, alpha, beta, cutoff_prob, cutoff_top_n, unk_offset, nbest, batch_size, device,
-           precision, threads, tune, search, alpha_range, beta_range, points, seed, quiet, as_json):
+           beam_size, alpha, beta, cutoff_prob, cutoff_top_n, unk_offset, nbest, beam_threshold, recombine,
+           batch_size, device, precision, threads, tune, search, alpha_range, beta_range, points, seed, quiet, as_json):
     """Transcribe FILES (any sample rate, mono or multichannel, wav/flac/ogg), or every row of
     --manifest into JSON lines (id, text, score, duration, word timing) that `ds2cli score` reads.
 
@@ -88,7 +93,7 @@ def decode(files, manifest, out, checkpoint, recipe, overrides, exp_root, lm, no
         raise click.UsageError("--tune needs --manifest (a development set with transcripts)")
     options = {"method": method, "beam_size": beam_size, "alpha": alpha, "beta": beta,
                "cutoff_prob": cutoff_prob, "cutoff_top_n": cutoff_top_n, "unk_offset": unk_offset,
-               "nbest": nbest, "batch_size": batch_size, "precision": precision}
+               "nbest": nbest, "beam_threshold": beam_threshold, "recombine": recombine, "batch_size": batch_size, "precision": precision}
     decoder = load_decoder(checkpoint, recipe=recipe, overrides=list(overrides), exp_root=exp_root, lm=lm,
                            no_lm=no_lm, lm_level=lm_level, device=device, options=options)
     if tune:

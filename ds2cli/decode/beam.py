@@ -8,7 +8,10 @@ beam at once with numpy: the probabilities of staying (blank or repeated last to
 every (prefix, candidate token) extension form a (B, K) matrix, extensions that lead to a
 prefix already in the beam are merged into it, the LM changes come from the scorer as (B, K)
 matrices, and the best `beam_size` candidates are kept with argpartition. Only surviving
-extensions become nodes. A frame where pruning leaves only the blank costs two vector ops."""
+extensions become nodes. With an LM, survivors that agree on everything their future scores
+depend on (LM context, unfinished word, last token) are then recombined: only the best stays,
+so spelling variants of an early word cannot fill the beam (pyctcdecode prunes alike).
+A frame where pruning leaves only the blank costs two vector ops."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -78,7 +81,8 @@ class _Nodes:
     """The prefix trie: node 0 is the empty prefix; columns grow by doubling."""
 
     COLUMNS = {"parent": np.int64, "token": np.int64, "frame": np.int64, "state": np.int64,
-               "trie": np.int64, "comp": np.float64, "lm": np.float64, "nw": np.float64}
+               "trie": np.int64, "comp": np.float64, "lm": np.float64, "nw": np.float64,
+               "future": np.int64}  # future: id of the (state, trie, token) triple, for recombination
 
     def __init__(self, n_tokens: int, start_state: int, root_token: int | None = None, capacity: int = 4096):
         self.n = 1
@@ -91,6 +95,7 @@ class _Nodes:
         self.token[0] = n_tokens if root_token is None else root_token
         self.frame[0] = -1
         self.state[0], self.trie[0] = start_state, ROOT
+        self.futures: dict[tuple[int, int, int], int] = {(start_state, ROOT, int(self.token[0])): 0}
         self.slot = np.full(capacity, -1, dtype=np.int64)  # node -> position in the current beam
 
     def reserve(self, extra: int) -> None:
@@ -159,17 +164,36 @@ def beam_search(log_probs: np.ndarray, scorer: Scorer, opts: BeamOptions = BeamO
         scores = np.concatenate([stay_total + bonus,
                                  (ext + alpha * dlm + beta * dnw + bonus[:, None]).ravel()])
         keep = np.argpartition(-scores, width - 1)[:width] if len(scores) > width else np.arange(len(scores))
-        keep = keep[np.isfinite(scores[keep])]
-        stays, exts = keep[keep < len(beams)], keep[keep >= len(beams)] - len(beams)
-        rows, cols = np.divmod(exts, len(toks))
+        floor = max(scores[keep].max() - opts.beam_threshold, NEG_INF)
+        keep = keep[scores[keep] > floor]  # within the threshold of the best, and possible
+        stays, exts = keep[keep < len(beams)], keep[keep >= len(beams)]
+        rows, cols = np.divmod(exts - len(beams), len(toks))
         children = _children(nodes, scorer, beams[rows], toks[cols], t,
                              nodes.lm[beams[rows]] + dlm[rows, cols], nodes.nw[beams[rows]] + dnw[rows, cols])
         beams = np.concatenate([beams[stays], children])
         pb = np.concatenate([stay_b[stays], np.full(len(children), NEG_INF)])
         pnb = np.concatenate([stay_nb[stays], ext[rows, cols]])
+        if opts.recombine and scorer.has_lm and len(beams) > 1:
+            kept = _recombine(nodes, beams, np.concatenate([scores[stays], scores[exts]]))
+            beams, pb, pnb = beams[kept], pb[kept], pnb[kept]
         frame_lp[cand] = NEG_INF
 
     return _finish(nodes, scorer, beams, pb, pnb, opts)
+
+
+def _recombine(nodes: _Nodes, beams: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Positions of the beams to keep when prefixes that agree on everything their future
+    depends on are recombined: the LM state after their last complete word (KenLM keeps only the
+    context it still needs), their unfinished word and their last token. Every continuation then
+    changes their LM score and word count alike, so only the best can win; the others only take
+    slots from different hypotheses. (It is not exact for p_ctc, whose future also depends on
+    how a prefix's probability splits between ending in blank and in its last token; pyctcdecode
+    prunes the same way.) beams, scores (N,) -> sorted positions."""
+    future = nodes.future[beams]
+    order = np.lexsort((-scores, future))  # grouped by future, best first within a group
+    future = future[order]
+    first = np.concatenate([[True], future[1:] != future[:-1]])
+    return np.sort(order[first])
 
 
 def _merge_double_separator(sep: int, last: np.ndarray, toks: np.ndarray, ext: np.ndarray,
@@ -217,6 +241,9 @@ def _children(nodes: _Nodes, scorer: Scorer, parents: np.ndarray, tokens: np.nda
         state, trie, comp = scorer.children(nodes.state[par], nodes.trie[par], tok)
         nodes.parent[idx], nodes.token[idx], nodes.frame[idx] = par, tok, frame
         nodes.state[idx], nodes.trie[idx], nodes.comp[idx] = state, trie, comp
+        futures = nodes.futures
+        nodes.future[idx] = [futures.setdefault(key, len(futures))
+                             for key in zip(nodes.state[idx].tolist(), nodes.trie[idx].tolist(), tok.tolist())]
         nodes.lm[idx], nodes.nw[idx] = lm[new], nw[new]
         nodes.n += len(new)
     return ids

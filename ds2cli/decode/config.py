@@ -41,14 +41,15 @@ class DecodeConfig:
     cutoff_top_n: int = 40  # ... and at most this many characters per frame
     unk_offset: float = -10.0  # extra natural-log LM cost of an out-of-vocabulary word
     nbest: int = 1
+    recombine: bool = True  # keep only the best of prefixes whose futures score alike
+    beam_threshold: float = 10.0  # drop candidates this far (natural log) below the frame's best
     batch_size: int = 16  # utterances per network batch
     precision: str = "fp32"  # "fp32", "bf16", "fp16" (GPU only)
 
     def __post_init__(self):
         if self.method not in ("auto", "greedy", "beam"):
             raise ValueError(f"method must be 'auto', 'greedy' or 'beam', not {self.method!r}")
-        BeamOptions(self.beam_size, self.alpha, self.beta, self.cutoff_prob, self.cutoff_top_n,
-                    self.unk_offset, self.nbest)  # validates
+        self.beam_options()  # validates
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         if self.precision not in ("fp32", "bf16", "fp16"):
@@ -56,7 +57,7 @@ class DecodeConfig:
 
     def beam_options(self) -> "BeamOptions":
         return BeamOptions(self.beam_size, self.alpha, self.beta, self.cutoff_prob, self.cutoff_top_n,
-                           self.unk_offset, self.nbest)
+                           self.unk_offset, self.nbest, self.recombine, self.beam_threshold)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,6 +74,8 @@ class BeamOptions:
     cutoff_top_n: int = 40
     unk_offset: float = -10.0
     nbest: int = 1
+    recombine: bool = True  # keep one of the prefixes whose futures score alike (see beam.py)
+    beam_threshold: float = 10.0  # drop candidates this far (natural log) below the frame's best
 
     def __post_init__(self):
         if self.beam_size < 1:
@@ -83,5 +86,7 @@ class BeamOptions:
             raise ValueError("cutoff_top_n must be >= 1")
         if self.nbest < 1:
             raise ValueError("nbest must be >= 1")
+        if not self.beam_threshold > 0:
+            raise ValueError("beam_threshold must be > 0")
         if self.unk_offset > 0:
             raise ValueError("unk_offset is a cost: it must be <= 0")

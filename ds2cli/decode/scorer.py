@@ -55,6 +55,7 @@ class Scorer:
 
     start_state = 0
     separator: int | None = None  # the token id of the space between words, if there is one
+    has_lm = False  # whether a language model shapes the scores (the state then holds its context)
 
     def trim(self, limit: int = MAX_CACHED) -> None:
         """Drop the LM caches if they have grown past `limit` entries. Only between utterances:
@@ -90,6 +91,7 @@ class WordScorer(Scorer):
                            f"which `ds2cli lm build` writes); pass the ARPA file instead")
         kinds, texts = token_kinds(tokenizer)
         self.lm, self.unk_offset = lm, unk_offset
+        self.has_lm = lm is not None
         self.kinds, self.texts = kinds, texts
         self.boundary = np.array([k != CONT for k in kinds] + [False])  # (V+1,)
         self._build_trie(lm.vocab if lm is not None and lm.vocab else None)
@@ -253,6 +255,7 @@ class CharScorer(Scorer):
 
     def __init__(self, tokenizer, lm: KenLM, unk_offset: float = -10.0):
         self.lm, self.unk_offset = lm, unk_offset
+        self.has_lm = True
         units = [CHAR_SPACE if u == " " else u for u in tokenizer.vocab]
         self.units = units
         spaced = " " in tokenizer.vocab
