@@ -121,11 +121,12 @@ def collect(corpus_dir: Path | None, work_dir: Path, *, jobs: int = 1, seed: int
 
 def plan_corpus(sizes: dict[str, int], lang: str, seed: int,
                 variants: list[str]) -> dict[str, list[Utterance]]:
-    """Draw every utterance's sentence, voice and prosody from one seeded generator.
+    """Draw every utterance's sentence, voice and prosody, each split from its own generator
+    seeded by (seed, split), so that e.g. the test split does not change with num_train.
     Sentences are unique across the whole corpus; dev and test variants are held out of train.
-    For Mandarin, dev/test sentences use only characters that occur in train (the alphabet is
-    built from the training text)."""
-    rng = random.Random(seed)
+    English draws test, dev, then train (train skips held-out sentences). Mandarin draws train
+    first: its dev/test sentences use only characters that occur in train (the alphabet is
+    built from the training text), so there they can still shift with the training set."""
     make = generator(lang)
     held_out = {"test": [v for v in TEST_VARIANTS if v in variants],
                 "dev": [v for v in DEV_VARIANTS if v in variants]}
@@ -133,7 +134,8 @@ def plan_corpus(sizes: dict[str, int], lang: str, seed: int,
     seen: set[str] = set()
     train_chars: set[str] = set()
     plan: dict[str, list[Utterance]] = {}
-    for split in ("train", "dev", "test"):
+    for split in ("train", "dev", "test") if lang == "zh" else ("test", "dev", "train"):
+        rng = random.Random(f"{seed}-{split}")
         utterances = []
         for _ in range(sizes[split]):
             text = _new_sentence(rng, make, seen, train_chars if lang == "zh" and split != "train" else None)
@@ -146,7 +148,7 @@ def plan_corpus(sizes: dict[str, int], lang: str, seed: int,
                 trail_s=round(rng.uniform(*PAD_S), 3), peak=round(rng.uniform(*PEAK), 3),
                 noise_std=round(rng.uniform(*NOISE_STD), 5), noise_seed=rng.getrandbits(32)))
         plan[split] = utterances
-    return plan
+    return {split: plan[split] for split in ("train", "dev", "test")}
 
 
 def _new_sentence(rng: random.Random, make, seen: set[str], alphabet: set[str] | None) -> str:

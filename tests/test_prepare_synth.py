@@ -101,6 +101,9 @@ def test_plan_is_deterministic_and_seed_dependent():
     train = {u.text for u in big["train"]}
     assert not train & {u.text for u in big["test"]}
     assert len({w for t in train for w in t.split()}) > 300  # a vocabulary for a word LM
+    # the held-out splits do not depend on the size of the training split
+    small = synth.plan_corpus({"train": 500, "dev": 200, "test": 200}, "en", 0, variants)
+    assert small["test"] == big["test"] and small["dev"] == big["dev"]
 
 
 def test_sentence_generator():
@@ -114,11 +117,11 @@ def test_sentence_generator():
 
 @needs_espeak
 def test_mandarin(tmp_path):
-    collected = synth.collect(None, tmp_path, jobs=1, seed=0, num_train=12, num_dev=3, num_test=3, lang="zh")
+    collected = synth.collect(None, tmp_path, jobs=1, seed=0, num_train=40, num_dev=3, num_test=3, lang="zh")
     assert collected.language == "zh" and not collected.skipped
     train_chars = {c for item in collected.splits["train"] for c in item.text}
     for split, items in collected.splits.items():
-        assert len(items) == {"train": 12, "dev": 3, "test": 3}[split]
+        assert len(items) == {"train": 40, "dev": 3, "test": 3}[split]
         for item in items:
             assert item.text == normalize(item.text, "zh") and " " not in item.text
             assert item.speaker.startswith("cmn+")
