@@ -141,7 +141,8 @@ class BucketBatchSampler(torch.utils.data.Sampler):
         if sortagrad and self.epoch == 0:
             batches = make_batches(self.durations, seconds, size, self.world_size)
         else:
-            batches = make_batches(self.durations, seconds, size, self.world_size, jitter=0.1,
+            # jitter 0.03 pads ~3% (0.1 padded ~10% on the tiny corpus) yet varies the batches
+            batches = make_batches(self.durations, seconds, size, self.world_size, jitter=0.03,
                                    seed=self.seed * 1000003 + self.epoch)
             perm = np.random.default_rng([self.seed, self.epoch, 11]).permutation(len(batches))
             batches = [batches[i] for i in perm]

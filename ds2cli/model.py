@@ -277,7 +277,8 @@ class BatchNormRNN(nn.Module):
 
         batch, steps, dirs = x.shape[0], x.shape[1], len(self.suffixes)
         if self.batch_norm:
-            y = F.linear(x, torch.cat(weights("weight_ih")))  # (B, T, dirs * 3H)
+            # statistics and recurrence in fp32 even under bf16 autocast (sums over many frames)
+            y = F.linear(x, torch.cat(weights("weight_ih"))).float()  # (B, T, dirs * 3H)
             mean, var = self._projection_statistics(y, mask)
             scale = torch.cat(list(self.gamma)) * torch.rsqrt(var + self.bn[0].eps)
             xi = y * scale + (torch.cat(weights("bias_ih")) - mean * scale)
