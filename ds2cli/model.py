@@ -206,7 +206,8 @@ class BatchNormRNN(nn.Module):
     The BN of the projection is folded into the RNN's own input weights: with batch mean `mu`
     and std `sigma` of W x (over real frames, computed from the input's covariance), the layer
     runs the fused cuDNN/oneDNN kernel with weights gamma/sigma * W and bias beta - gamma*mu/sigma.
-    That is exactly BN(W x) + ... without a second pass over the sequence."""
+    That is exactly BN(W x) + ... without a second pass over the sequence. GRU training on the
+    CPU instead normalises the explicit projection and runs ds2cli.recurrence (same result)."""
 
     GATES = {"rnn": 1, "gru": 3, "lstm": 4}
     padded_on_cpu = True  # the faster padded path on the CPU (same result as the packed one)
