@@ -82,11 +82,13 @@ class _Nodes:
 
     COLUMNS = {"parent": np.int64, "token": np.int64, "frame": np.int64, "state": np.int64,
                "trie": np.int64, "comp": np.float64, "lm": np.float64, "nw": np.float64,
-               "future": np.int64}  # future: id of the (state, trie, token) triple, for recombination
+               "future": np.int64}  # future: (state, trie, token) as one integer, for recombination
 
-    def __init__(self, n_tokens: int, start_state: int, root_token: int | None = None, capacity: int = 4096):
+    def __init__(self, n_tokens: int, start_state: int, root_token: int | None = None, trie_span: int = 1,
+                 capacity: int = 4096):
         self.n = 1
         self.key_base = n_tokens + 1
+        self.trie_span = trie_span
         self.children: dict[int, int] = {}
         for name, dtype in self.COLUMNS.items():
             setattr(self, name, np.zeros(capacity, dtype=dtype))
@@ -95,8 +97,13 @@ class _Nodes:
         self.token[0] = n_tokens if root_token is None else root_token
         self.frame[0] = -1
         self.state[0], self.trie[0] = start_state, ROOT
-        self.futures: dict[tuple[int, int, int], int] = {(start_state, ROOT, int(self.token[0])): 0}
+        self.future[0] = self.future_key(self.state[:1], self.trie[:1], self.token[:1])[0]
         self.slot = np.full(capacity, -1, dtype=np.int64)  # node -> position in the current beam
+
+    def future_key(self, state: np.ndarray, trie: np.ndarray, token: np.ndarray) -> np.ndarray:
+        """One int64 per (LM state, trie node, last token): equal exactly when all three are
+        (state ids < 2^24, tries < 2^24, tokens < 2^14 fit)."""
+        return (state * self.trie_span + (trie + 1)) * self.key_base + token
 
     def reserve(self, extra: int) -> None:
         need = self.n + extra
@@ -132,7 +139,7 @@ def beam_search(log_probs: np.ndarray, scorer: Scorer, opts: BeamOptions = BeamO
         log_probs, opts.cutoff_prob, opts.cutoff_top_n)
     alpha, beta, width = opts.alpha, opts.beta, opts.beam_size
     sep = scorer.separator
-    nodes = _Nodes(vocab, scorer.start_state, sep)
+    nodes = _Nodes(vocab, scorer.start_state, sep, scorer.trie_span)
     beams = np.zeros(1, dtype=np.int64)
     pb, pnb = np.zeros(1), np.full(1, NEG_INF)  # log p(prefix, ending in blank / in its last token)
     frame_lp = np.full(vocab + 1, NEG_INF)  # this frame's pruned log-probs; [vocab] = no token
@@ -241,9 +248,7 @@ def _children(nodes: _Nodes, scorer: Scorer, parents: np.ndarray, tokens: np.nda
         state, trie, comp = scorer.children(nodes.state[par], nodes.trie[par], tok)
         nodes.parent[idx], nodes.token[idx], nodes.frame[idx] = par, tok, frame
         nodes.state[idx], nodes.trie[idx], nodes.comp[idx] = state, trie, comp
-        futures = nodes.futures
-        nodes.future[idx] = [futures.setdefault(key, len(futures))
-                             for key in zip(nodes.state[idx].tolist(), nodes.trie[idx].tolist(), tok.tolist())]
+        nodes.future[idx] = nodes.future_key(nodes.state[idx], nodes.trie[idx], tok)
         nodes.lm[idx], nodes.nw[idx] = lm[new], nw[new]
         nodes.n += len(new)
     return ids

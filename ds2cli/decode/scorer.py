@@ -56,6 +56,7 @@ class Scorer:
     start_state = 0
     separator: int | None = None  # the token id of the space between words, if there is one
     has_lm = False  # whether a language model shapes the scores (the state then holds its context)
+    trie_span = 1  # trie ids + 1 lie in [0, trie_span)
 
     def trim(self, limit: int = MAX_CACHED) -> None:
         """Drop the LM caches if they have grown past `limit` entries. Only between utterances:
@@ -101,7 +102,7 @@ class WordScorer(Scorer):
         self._word_cache: dict[int, tuple[float, int]] = {}
         self._end_cache: dict[int, float] = {}
         self.table = self._dense_table(tokenizer) if all(len(t) <= 1 for t in texts) else None
-        self._trie_span = len(self.words) + 1  # trie ids -1 .. n-1, for integer cache keys
+        self._trie_span = self.trie_span = len(self.words) + 1  # trie ids -1 .. n-1, for integer keys
 
     # -- the vocabulary trie ------------------------------------------------------------------
     def _build_trie(self, vocab: list[str] | None) -> None:
@@ -202,6 +203,10 @@ class WordScorer(Scorer):
         nxt = self._steps(trie, tokens)  # (B, K)
         bnd = self.boundary[tokens][None, :]  # (1, K)
         ends = bnd & (trie != ROOT)[:, None]  # completes an unfinished word
+        missing = np.isnan(comp) & ends.any(1)
+        if missing.any():  # children() left comp to be looked up when a word can end
+            comp = comp.copy()
+            comp[missing] = [self.complete(s, t)[0] for s, t in zip(state[missing].tolist(), trie[missing].tolist())]
         dlm = np.where(ends, comp[:, None], 0.0)
         if self.lm is not None:
             went_oov = (nxt < 0) & ((trie >= 0)[:, None] | bnd)
@@ -224,15 +229,9 @@ class WordScorer(Scorer):
         ends = np.nonzero(self.boundary[tokens] & (trie != ROOT))[0]
         for i in ends.tolist():
             state[i] = self.complete(int(state[i]), int(trie[i]))[1]
-        span, cache = self._trie_span, self._word_cache
-        comp = []
-        for s, t in zip(state.tolist(), nxt.tolist()):
-            if t == ROOT:
-                comp.append(0.0)
-                continue
-            hit = cache.get(s * span + t + 1)
-            comp.append(hit[0] if hit is not None else self.complete(s, t)[0])
-        return state, nxt, comp
+        # comp (NaN: not looked up yet) is found by ext_delta once a word-ending token is a
+        # candidate: most prefixes never meet one, so their LM lookup is never made
+        return state, nxt, np.where(nxt == ROOT, 0.0, np.nan)
 
     def final(self, state, trie, comp):
         unfinished = trie != ROOT
