@@ -62,7 +62,8 @@ def _range(text: str) -> tuple[float, float]:
 @user_errors
 def decode(files, manifest, out, checkpoint, recipe, overrides, exp_root, lm, no_lm, lm_level, method,
            beam_size, alpha, beta, cutoff_prob, cutoff_top_n, unk_offset, nbest, beam_threshold, recombine,
-           batch_size, device, precision, threads, tune, search, alpha_range, beta_range, points, seed, quiet, as_json):
+           batch_size, device, precision, threads, tune, search, alpha_range, beta_range, points, seed, quiet,
+           as_json):
     """Transcribe FILES (any sample rate, mono or multichannel, wav/flac/ogg), or every row of
     --manifest into JSON lines (id, text, score, duration, word timing) that `ds2cli score` reads.
 
@@ -93,7 +94,8 @@ def decode(files, manifest, out, checkpoint, recipe, overrides, exp_root, lm, no
         raise click.UsageError("--tune needs --manifest (a development set with transcripts)")
     options = {"method": method, "beam_size": beam_size, "alpha": alpha, "beta": beta,
                "cutoff_prob": cutoff_prob, "cutoff_top_n": cutoff_top_n, "unk_offset": unk_offset,
-               "nbest": nbest, "beam_threshold": beam_threshold, "recombine": recombine, "batch_size": batch_size, "precision": precision}
+               "nbest": nbest, "beam_threshold": beam_threshold, "recombine": recombine,
+               "batch_size": batch_size, "precision": precision}
     decoder = load_decoder(checkpoint, recipe=recipe, overrides=list(overrides), exp_root=exp_root, lm=lm,
                            no_lm=no_lm, lm_level=lm_level, device=device, options=options)
     if tune:

@@ -206,7 +206,8 @@ class WordScorer(Scorer):
         missing = np.isnan(comp) & ends.any(1)
         if missing.any():  # children() left comp to be looked up when a word can end
             comp = comp.copy()
-            comp[missing] = [self.complete(s, t)[0] for s, t in zip(state[missing].tolist(), trie[missing].tolist())]
+            comp[missing] = [self.complete(s, t)[0]
+                             for s, t in zip(state[missing].tolist(), trie[missing].tolist())]
         dlm = np.where(ends, comp[:, None], 0.0)
         if self.lm is not None:
             went_oov = (nxt < 0) & ((trie >= 0)[:, None] | bnd)
