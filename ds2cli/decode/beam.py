@@ -165,7 +165,9 @@ def beam_search(log_probs: np.ndarray, scorer: Scorer, opts: BeamOptions = BeamO
             _merge_double_separator(sep, last, toks, ext, stay_nb)
         _merge_existing(nodes, beams, toks, ext, stay_nb, column)
         state, trie = nodes.state[beams], nodes.trie[beams]
-        dlm, dnw = scorer.ext_delta(state, trie, nodes.comp[beams], toks)
+        comp = nodes.comp[beams]
+        dlm, dnw = scorer.ext_delta(state, trie, comp, toks)
+        nodes.comp[beams] = comp  # keep the LM lookups ext_delta made
         bonus = alpha * nodes.lm[beams] + beta * nodes.nw[beams]
         stay_total = np.logaddexp(stay_b, stay_nb)
         scores = np.concatenate([stay_total + bonus,

@@ -65,7 +65,8 @@ class Scorer:
     def ext_delta(self, state: np.ndarray, trie: np.ndarray, comp: np.ndarray,
                   tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For B prefixes and K candidate tokens (no blank): the change in LM log-probability and
-        in word count when each token is appended. Inputs (B,), (B,), (B,), (K,) -> (B, K) x 2."""
+        in word count when each token is appended. Inputs (B,), (B,), (B,), (K,) -> (B, K) x 2.
+        `comp` may hold NaN where children() left it unknown; those needed are filled in place."""
         raise NotImplementedError
 
     def child(self, state: int, trie: int, token: int) -> tuple[int, int, float]:
@@ -204,8 +205,7 @@ class WordScorer(Scorer):
         bnd = self.boundary[tokens][None, :]  # (1, K)
         ends = bnd & (trie != ROOT)[:, None]  # completes an unfinished word
         missing = np.isnan(comp) & ends.any(1)
-        if missing.any():  # children() left comp to be looked up when a word can end
-            comp = comp.copy()
+        if missing.any():  # children() left comp to be looked up when a word can end (in place)
             comp[missing] = [self.complete(s, t)[0]
                              for s, t in zip(state[missing].tolist(), trie[missing].tolist())]
         dlm = np.where(ends, comp[:, None], 0.0)
