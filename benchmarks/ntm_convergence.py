@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 
 from ds2cli.fileio import write_json
-from ds2cli.ntm.run import DEFAULT_EVAL_SEQUENCES, DEFAULT_TRAINING, SELECT_LEN
+from ds2cli.ntm.run import DEFAULT_EVAL_SEQUENCES, DEFAULT_TRAINING, NO_LR_DROP, SELECT_LEN
 from ds2cli.ntm.tasks import TASKS
-from ds2cli.ntm.train import TrainConfig, evaluate, maybe_drop_lr, new_run, paper_configs, train
+from ds2cli.ntm.train import TrainConfig, evaluate, maybe_drop_lr, new_run, paper_configs, save_checkpoint, train
 
 LOAD_CAVEAT = ("Run on an idle 2-core CPU, pinned to one core (taskset -c 1) with one torch thread; "
                "train_cpu_seconds is this process's CPU time (unaffected by other jobs), train_seconds wall time.")
@@ -66,6 +66,8 @@ def run_seed(args, seed: int) -> dict:
     train_seconds = time.perf_counter() - t0
     cpu_seconds = time.process_time() - c0  # this process's CPU time: unaffected by other jobs
     run.model.load_state_dict(best_state)
+    if args.save_dir:  # the best model, for inspection (ds2cli ntm TASK --checkpoint C --eval-only)
+        save_checkpoint(run, Path(args.save_dir) / f"{args.task}_{args.model}_seed{seed}.pt")
     n_eval = DEFAULT_EVAL_SEQUENCES.get(task.name, 100)
     lengths = [task.parse_length(v) for v in args.eval_len] if args.eval_len else list(task.default_eval)
     tests = [asdict(evaluate(run.model, task, length, n_eval, seed=1)) for length in lengths]
@@ -129,8 +131,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--select-len", type=int, default=None, help="also validate at this length to pick the best")
     ap.add_argument("--threshold", type=float, default=0.1, help="converged: validation bit errors below this")
     ap.add_argument("--stop-when-converged", action="store_true")
-    ap.add_argument("--no-lr-drop", action="store_true", help="keep the learning rate (no drop once solved)")
+    ap.add_argument("--no-lr-drop", action="store_true", default=None,
+                    help="keep the learning rate (no drop once solved) [default: the CLI's per task]")
+    ap.add_argument("--lr-drop", dest="no_lr_drop", action="store_false", help="drop it 10x once solved")
     ap.add_argument("--eval-len", action="append", default=None, help="test lengths (default: the task's)")
+    ap.add_argument("--save-dir", default=None, help="write each seed's best model here as a checkpoint")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     if args.merge:
@@ -140,6 +145,8 @@ def main(argv=None) -> dict:
     args.sequences = args.sequences or steps * batch
     if args.lr is None and args.model == "ntm":
         args.lr = lr  # the LSTM baseline keeps the paper's rate unless --lr is given
+    if args.no_lr_drop is None:
+        args.no_lr_drop = args.model == "ntm" and args.task in NO_LR_DROP
     if args.select_len is None and args.model == "ntm":
         args.select_len = SELECT_LEN.get(args.task)
     torch.set_num_threads(1)
@@ -150,8 +157,8 @@ def main(argv=None) -> dict:
     result = {"benchmark": "ntm_convergence", "task": args.task, "model": args.model,
               "controller": args.controller if args.model == "ntm" else None,
               "command": "python -m benchmarks.ntm_convergence " + " ".join(
-                  f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-                  if v not in (None, False) and k != "out"),
+                  f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in vars(args).items()
+                  if v not in (None, False) and k not in ("out", "save_dir")),
               "args": vars(args), "torch_threads": 1, "torch": torch.__version__, "cpu_count": os.cpu_count(),
               "load_average_at_end": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "wall_seconds": round(time.perf_counter() - t0, 1),

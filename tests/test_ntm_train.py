@@ -161,3 +161,11 @@ def test_lr_drops_once_when_solved():
     assert maybe_drop_lr(run, 0.5)
     assert not maybe_drop_lr(run, 0.0)  # only once
     assert run.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
+
+
+def test_task_defaults_choose_the_lr_drop():
+    from ds2cli.ntm.run import NTMOptions, _build_run
+
+    # Copy trains without the drop (measured better at every length); the other tasks keep it.
+    assert _build_run(NTMOptions(task="copy")).train_cfg.lr_drop_below is None
+    assert _build_run(NTMOptions(task="repeat-copy")).train_cfg.lr_drop_below == 1.0
