@@ -103,17 +103,15 @@ STATUS = """### Against the targets (measured 2026-11-28, idle 2-core machine)
   minutes) only partly learned the training lengths (8.7 and 43.2 bit errors at lengths 10 and 20), as
   in the paper, where it was still above 2 bits after a million sequences; so the comparison shows the
   NTM learning and generalising where the LSTM does neither, not the LSTM failing only beyond length 20.
-- Associative recall (feedforward NTM, 4 heads, 30,000 episodes, default batch 16, lr 3e-4): 2 of 3
-  seeds converged (at 10,912 and 29,760 episodes); the third stayed at ~3.6 bit errors. Median test
-  bit errors per sequence: 0.38 at 6 items, 1.33 at 12, 2.04 at 15 (best seed: 0.07 / 1.33 / 1.26):
-  near zero for two seeds, not for the median; generalisation to 12 and 15 items is partial. Probes on
-  the stuck seed (seed 0; validation bit errors, 100 sequences): batch 8, lr 3e-4, no lr drop: 1.1 at
-  30,000 episodes (test 1.62 / 2.36 / 3.24 at 6 / 12 / 15 items; 259 CPU s); batch 16, lr 1e-3:
-  diverged (cost NaN from ~11,000 episodes); batch 4, lr 2e-4 (with the drop): converged at 6,000
-  episodes (0.05 bit errors). That last one is the candidate default (more, smaller updates, as in
-  the paper's batch 1), but it was measured on one seed only and its run was stopped at 6,000 episodes
-  for lack of CPU time, so the default was not changed; next step: 3 seeds of
-  `--batch-size 4 --lr 2e-4` (about 6.5 CPU minutes each for 30,000 episodes).
+- Associative recall (feedforward NTM, 4 heads, 30,000 episodes; default since 2026-11-28 evening:
+  batch 4, lr 2e-4, as in the paper many small updates): 2 of 3 seeds converged (at 7,000 and 20,000
+  episodes); seed 1 stayed at ~6 bit errors. Median test bit errors per sequence: 0.07 at 6 items,
+  0.17 at 12, 0.55 at 15 (seeds 0 and 2: 0.00 / 0.17 / 0.55 and 0.07 / 0.02 / 0.50): near zero at
+  the training size for the median, and generalising to 12 and 15 items for the converged seeds;
+  the stuck seed keeps the target from holding for every seed. The old default (batch 16, lr 3e-4:
+  row above) gave 0.38 / 1.33 / 2.04. Probes on its stuck seed: batch 8, lr 3e-4, no lr drop: 1.1 bit
+  errors at 30,000 episodes; batch 16, lr 1e-3: diverged (NaN from ~11,000 episodes). About 290 CPU
+  s per seed.
 - Repeat copy: converged within 100,000 sequences in 3 of 3 seeds (at 64,000 / 54,000 / 46,000; median
   54,000; runs stopped at convergence). At the training maximum (10 x 10) median 0.47 bit errors per
   sequence; the just-converged models do not generalise: median 288 bit errors at 10 x 20 and 194 at
@@ -148,7 +146,7 @@ STATUS = """### Against the targets (measured 2026-11-28, idle 2-core machine)
   was not adopted.
 - Time: every task's default training run finishes within 30 minutes on this CPU (CPU seconds for
   training plus validation, one core, one thread, per seed): copy 93-99 s (20,000 sequences),
-  associative recall 181-195 s (30,000), priority sort 185-195 s (20,000; LSTM baseline 17 s), n-grams
+  associative recall 288-297 s (30,000, batch 4), priority sort 185-195 s (20,000; LSTM baseline 17 s), n-grams
   1,614-1,715 s (96,000 sequences, on a core shared with up to three other jobs, which inflates CPU
   time: the same code measured 16.3 ms per sequence alone, ~1,590 s), repeat copy 390-554 s to
   convergence at 46,000-64,000 sequences, 8.6 ms per sequence, so about 14 minutes for the full default
@@ -165,8 +163,8 @@ REPRODUCE = """### How `ds2cli ntm` trains (and where it departs from the paper)
 - Cost is the paper's: cross-entropy in bits summed over a sequence's output bits; RMSProp with
   momentum 0.9, every gradient component clipped to [-10, 10], and Graves's denominator floor
   (eps 1e-2; torch's default 1e-8 made solved NTMs blow up on the next loss spike).
-- Departures, for speed on a CPU: batches of 16 sequences at lr 3e-4 (copy, repeat copy, recall; 1e-4
-  for sorting) and 32 at lr 1e-3 for n-grams, instead of one sequence at 1e-4 / 3e-5 (n-grams: the
+- Departures, for speed on a CPU: batches of 16 sequences at lr 3e-4 (copy, repeat copy; 1e-4 for sorting),
+  4 at lr 2e-4 for recall and 32 at lr 1e-3 for n-grams, instead of one sequence at 1e-4 / 3e-5 (n-grams: the
   paper's 3e-5 is about 30x smaller; at our earlier 1e-4 and batch 16 the NTM was still 48 bits above
   the optimum after 20,000 sequences); the learning rate drops 10x once validation bit errors fall
   below 1 per sequence, except on copy (never triggers on n-grams, whose bit errors stay far above 1);
