@@ -103,7 +103,7 @@ class WordScorer(Scorer):
         self._word_cache: dict[int, tuple[float, int]] = {}
         self._end_cache: dict[int, float] = {}
         self.table = self._dense_table(tokenizer) if all(len(t) <= 1 for t in texts) else None
-        self._trie_span = self.trie_span = len(self.words) + 1  # trie ids -1 .. n-1, for integer keys
+        self.trie_span = len(self.words) + 1  # trie ids -1 .. n-1, for integer keys
 
     # -- the vocabulary trie ------------------------------------------------------------------
     def _build_trie(self, vocab: list[str] | None) -> None:
@@ -190,7 +190,7 @@ class WordScorer(Scorer):
         and pays the offset here (one that left the vocabulary paid it when it left)."""
         if self.lm is None or trie == ROOT:
             return 0.0, state
-        key = state * self._trie_span + trie + 1
+        key = state * self.trie_span + trie + 1
         hit = self._word_cache.get(key)
         if hit is None:
             word = self.words[trie] if trie >= 0 else None
