@@ -1,7 +1,8 @@
 """`make bench`: every benchmark in sequence, each writing benchmarks/results/*.json. Long: the
 convergence runs train models to completion (hours on a 2-core CPU). Benchmarks against peers
 (train_speed, ntm_speed) need the peer's public repository checked out outside this project; they
-say where they look and skip it when it is absent.
+say where they look and skip it when it is absent. The GPU measurements (benchmarks/gpu_check.py)
+run by hand on a GPU machine; see that file.
 
     python -m benchmarks.run_all [--only NAME ...]
 """

@@ -148,18 +148,19 @@ def load_peer(peer_dir: Path):
     return peer_model, train_config, RNNType
 
 
-def peer_step(peer, rnn: str, hidden: int, layers: int, batch: int, seconds: float):
+def peer_step(peer, rnn: str, hidden: int, layers: int, batch: int, seconds: float, device: str = "cpu"):
     peer_model, train_config, RNNType = peer
     torch.manual_seed(0)
     labels = ["_"] + list("'abcdefghijklmnopqrstuvwxyz ")
     model_cfg = train_config.BiDirectionalConfig(rnn_type=RNNType[rnn], hidden_size=hidden, hidden_layers=layers)
     model = peer_model.DeepSpeech(labels=labels, model_cfg=model_cfg, precision=32,
-                                  optim_cfg=train_config.AdamConfig(), spect_cfg=train_config.SpectConfig()).train()
+                                  optim_cfg=train_config.AdamConfig(), spect_cfg=train_config.SpectConfig())
+    model = model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)  # its default optimiser (AdamConfig)
     frames = int(seconds * 100) + 1
-    x = torch.randn(batch, 1, N_BINS, frames)  # its layout: (B, 1, F, T)
-    lengths = torch.full((batch,), frames, dtype=torch.int)
-    targets, target_lengths = _targets(batch, seconds)
+    x = torch.randn(batch, 1, N_BINS, frames, device=device)  # its layout: (B, 1, F, T)
+    lengths = torch.full((batch,), frames, dtype=torch.int, device=device)
+    targets, target_lengths = (t.to(device) for t in _targets(batch, seconds))
 
     def step():  # its training_step, then the optimiser step Lightning would run
         out, output_sizes, _ = model(x, lengths)
