@@ -60,8 +60,8 @@ def run_ours(ems, tokenizer, scorer_factory, opts, fresh_caches=False):
     start = time.perf_counter()
     out = []
     for e in ems:
-        if fresh_caches:
-            scorer = scorer_factory()
+        if fresh_caches:  # drop the LM scores and states cached so far (pyctcdecode's are per call)
+            scorer.trim(limit=0)
         out.append(hypothesis_text(beam_search(e, scorer, opts)[0].tokens, tokenizer))
     return out, time.perf_counter() - start
 

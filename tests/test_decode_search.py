@@ -282,3 +282,29 @@ def test_beam_threshold_drops_candidates_far_below_the_best():
     assert texts(float("inf"))[:2] == ["a", "b"]  # log(0.6 / 0.4) = 0.41 apart
     assert texts(1.0)[:2] == ["a", "b"]
     assert texts(0.3) == ["a"]
+
+
+def test_lookup_tables_equal_the_general_word_scorer(en_lm):
+    """Character alphabets take precomputed tables (trie moves, which steps leave the vocabulary);
+    multi-character units (sentencepiece) take the general path. Both give the same LM deltas,
+    word counts and children on every trie node, token and two LM contexts."""
+    fast = make_scorer(EN, en_lm, "word")
+    general = make_scorer(EN, en_lm, "word")
+    general.table = general.leaves_vocab = None
+    after_the = en_lm.score(fast.start_state, "the")[1]
+    trie = np.tile(np.arange(-1, len(fast.words)), 2)
+    state = np.repeat([fast.start_state, after_the], len(trie) // 2)
+    tokens = np.arange(1, len(EN.vocab))
+    comp_fast = np.where(trie == 0, 0.0, np.nan)
+    comp_general = comp_fast.copy()
+    dlm_f, dnw_f = fast.ext_delta(state, trie, comp_fast, tokens)
+    dlm_g, dnw_g = general.ext_delta(state, trie, comp_general, tokens)
+    assert np.isfinite(dlm_f).all() and (dlm_f < 0).any() and dnw_f.any()
+    np.testing.assert_allclose(dlm_f, dlm_g)
+    np.testing.assert_array_equal(dnw_f, dnw_g)
+    np.testing.assert_allclose(comp_fast, comp_general)  # the completions looked up on the way
+    pairs_state, pairs_trie = np.repeat(state, len(tokens)), np.repeat(trie, len(tokens))
+    pairs_token = np.tile(tokens, len(trie))
+    for a, b in zip(fast.children(pairs_state, pairs_trie, pairs_token)[:2],
+                    general.children(pairs_state, pairs_trie, pairs_token)[:2]):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

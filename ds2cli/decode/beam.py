@@ -2,8 +2,10 @@
 character pruning of section 7.3.
 
 The beam search maximises  log p_ctc(y|x) + alpha log p_lm(y) + beta word_count(y).
-Prefixes live in a trie of nodes (integer ids with numpy columns for their properties), so a
-prefix is one int and extending it is a dict lookup. Each frame is processed for the whole
+Prefixes live in a tree of nodes (integer ids with numpy columns for their properties), so a
+prefix is one int. A surviving extension always becomes a new node (a prefix that re-enters the
+beam later is a second node for the same text: cheaper than looking nodes up, and the search
+never holds both at once). Each frame is processed for the whole
 beam at once with numpy: the probabilities of staying (blank or repeated last token) and of
 every (prefix, candidate token) extension form a (B, K) matrix, extensions that lead to a
 prefix already in the beam are merged into it, the LM changes come from the scorer as (B, K)
@@ -82,6 +84,7 @@ class _Nodes:
 
     COLUMNS = {"parent": np.int64, "token": np.int64, "frame": np.int64, "state": np.int64,
                "trie": np.int64, "comp": np.float64, "lm": np.float64, "nw": np.float64,
+               "bonus": np.float64,  # alpha * lm + beta * nw of this search
                "future": np.int64}  # future: (state, trie, token) as one integer, for recombination
 
     def __init__(self, n_tokens: int, start_state: int, root_token: int | None = None, trie_span: int = 1,
@@ -89,16 +92,17 @@ class _Nodes:
         self.n = 1
         self.key_base = n_tokens + 1
         self.trie_span = trie_span
-        self.children: dict[int, int] = {}
         for name, dtype in self.COLUMNS.items():
             setattr(self, name, np.zeros(capacity, dtype=dtype))
         # the empty prefix behaves as if it ended in a word separator (leading spaces add nothing);
         # without separators it ends in the 'no token' sentinel, never equal to a real token
         self.token[0] = n_tokens if root_token is None else root_token
         self.frame[0] = -1
+        self.parent[0] = -1  # slot[-1] is always -1: the root is nobody's extension
         self.state[0], self.trie[0] = start_state, ROOT
         self.future[0] = self.future_key(self.state[:1], self.trie[:1], self.token[:1])[0]
-        self.slot = np.full(capacity, -1, dtype=np.int64)  # node -> position in the current beam
+        # node -> position in the current beam, -1 outside it; one extra last entry for parent -1
+        self.slot = np.full(capacity + 1, -1, dtype=np.int64)
 
     def future_key(self, state: np.ndarray, trie: np.ndarray, token: np.ndarray) -> np.ndarray:
         """One int64 per (LM state, trie node, last token): equal exactly when all three are
@@ -110,11 +114,12 @@ class _Nodes:
         if need <= len(self.parent):
             return
         size = max(need, 2 * len(self.parent))
-        for name in list(self.COLUMNS) + ["slot"]:
+        for name in self.COLUMNS:
             old = getattr(self, name)
-            new = np.full(size, -1, dtype=old.dtype) if name == "slot" else np.zeros(size, dtype=old.dtype)
+            new = np.zeros(size, dtype=old.dtype)
             new[: len(old)] = old
             setattr(self, name, new)
+        self.slot = np.full(size + 1, -1, dtype=np.int64)  # empty between frames
 
     def path(self, node: int) -> tuple[list[int], list[int]]:
         tokens, frames = [], []
@@ -137,57 +142,74 @@ def beam_search(log_probs: np.ndarray, scorer: Scorer, opts: BeamOptions = BeamO
     scorer.trim()
     ids, tops, counts = pruned if pruned is not None else prune_log_probs(
         log_probs, opts.cutoff_prob, opts.cutoff_top_n)
+    all_toks, all_tok_lp, n_toks, blank_lp = _tokens_per_frame(ids, tops, counts)
+    positions = np.arange(all_toks.shape[1])
     alpha, beta, width = opts.alpha, opts.beta, opts.beam_size
     sep = scorer.separator
+    recombine = opts.recombine and scorer.has_lm
     nodes = _Nodes(vocab, scorer.start_state, sep, scorer.trie_span)
     beams = np.zeros(1, dtype=np.int64)
     pb, pnb = np.zeros(1), np.full(1, NEG_INF)  # log p(prefix, ending in blank / in its last token)
-    frame_lp = np.full(vocab + 1, NEG_INF)  # this frame's pruned log-probs; [vocab] = no token
+    frame_lp = np.full(vocab + 1, NEG_INF)  # this frame's non-blank log-probs; [vocab] = no token
     column = np.full(vocab + 1, -1, dtype=np.int64)  # token -> candidate column this frame
 
     for t in range(n_frames):
-        k = counts[t]
-        cand, cand_lp = ids[t, :k], tops[t, :k]
-        if k == 1 and cand[0] == 0:  # only the blank survives pruning
-            pb = np.logaddexp(pb, pnb) + cand_lp[0]
+        n = n_toks[t]
+        if n == 0:  # only the blank survives pruning
+            pb = np.logaddexp(pb, pnb) + blank_lp[t]
             pnb = np.full(len(beams), NEG_INF)
             continue
-        frame_lp[cand] = cand_lp
+        toks, tok_lp = all_toks[t, :n], all_tok_lp[t, :n]
+        frame_lp[toks], column[toks] = tok_lp, positions[:n]
         total = np.logaddexp(pb, pnb)
         last = nodes.token[beams]
-        stay_b = total + frame_lp[0]
+        stay_b = total + blank_lp[t]
         stay_nb = pnb + frame_lp[last]  # the last token repeated (collapses into the same prefix)
-        nonblank = cand != 0
-        toks, tok_lp = cand[nonblank], cand_lp[nonblank]
         # extending by the last token needs a blank in between, so only p_b feeds it
-        ext = np.where(last[:, None] == toks[None, :], pb[:, None], total[:, None]) + tok_lp[None, :]
-        if sep is not None:
-            _merge_double_separator(sep, last, toks, ext, stay_nb)
-        _merge_existing(nodes, beams, toks, ext, stay_nb, column)
-        state, trie = nodes.state[beams], nodes.trie[beams]
+        ext = np.where(last[:, None] == toks, pb[:, None], total[:, None]) + tok_lp
+        if sep is not None and column[sep] >= 0:
+            _merge_double_separator(sep, column[sep], last, ext, stay_nb)
+        _merge_existing(nodes, beams, ext, stay_nb, column)
         comp = nodes.comp[beams]
-        dlm, dnw = scorer.ext_delta(state, trie, comp, toks)
+        dlm, dnw = scorer.ext_delta(nodes.state[beams], nodes.trie[beams], comp, toks)
         nodes.comp[beams] = comp  # keep the LM lookups ext_delta made
-        bonus = alpha * nodes.lm[beams] + beta * nodes.nw[beams]
-        stay_total = np.logaddexp(stay_b, stay_nb)
-        scores = np.concatenate([stay_total + bonus,
-                                 (ext + alpha * dlm + beta * dnw + bonus[:, None]).ravel()])
+        bonus = nodes.bonus[beams]
+        ext_bonus = alpha * dlm + beta * dnw + bonus[:, None]  # the extensions' bonus columns
+        scores = np.concatenate([np.logaddexp(stay_b, stay_nb) + bonus, (ext + ext_bonus).ravel()])
         keep = np.argpartition(-scores, width - 1)[:width] if len(scores) > width else np.arange(len(scores))
-        floor = max(scores[keep].max() - opts.beam_threshold, NEG_INF)
-        keep = keep[scores[keep] > floor]  # within the threshold of the best, and possible
-        stays, exts = keep[keep < len(beams)], keep[keep >= len(beams)]
-        rows, cols = np.divmod(exts - len(beams), len(toks))
-        children = _children(nodes, scorer, beams[rows], toks[cols], t,
-                             nodes.lm[beams[rows]] + dlm[rows, cols], nodes.nw[beams[rows]] + dnw[rows, cols])
+        kept_scores = scores[keep]
+        within = kept_scores > max(kept_scores.max() - opts.beam_threshold, NEG_INF)  # and possible
+        keep, kept_scores = keep[within], kept_scores[within]
+        is_ext = keep >= len(beams)
+        stays, exts = keep[~is_ext], keep[is_ext]
+        rows, cols = np.divmod(exts - len(beams), n)
+        parents = beams[rows]
+        children = _new_children(nodes, scorer, parents, toks[cols], t, nodes.lm[parents] + dlm[rows, cols],
+                                 nodes.nw[parents] + dnw[rows, cols], ext_bonus[rows, cols])
         beams = np.concatenate([beams[stays], children])
-        pb = np.concatenate([stay_b[stays], np.full(len(children), NEG_INF)])
+        pb = np.full(len(beams), NEG_INF)
+        pb[: len(stays)] = stay_b[stays]
         pnb = np.concatenate([stay_nb[stays], ext[rows, cols]])
-        if opts.recombine and scorer.has_lm and len(beams) > 1:
-            kept = _recombine(nodes, beams, np.concatenate([scores[stays], scores[exts]]))
-            beams, pb, pnb = beams[kept], pb[kept], pnb[kept]
-        frame_lp[cand] = NEG_INF
+        if recombine and len(beams) > 1:
+            kept = _recombine(nodes, beams, np.concatenate([kept_scores[~is_ext], kept_scores[is_ext]]))
+            if kept is not None:
+                beams, pb, pnb = beams[kept], pb[kept], pnb[kept]
+        frame_lp[toks], column[toks] = NEG_INF, -1
 
     return _finish(nodes, scorer, beams, pb, pnb, opts)
+
+
+def _tokens_per_frame(ids: np.ndarray, tops: np.ndarray, counts: np.ndarray):
+    """prune_log_probs' output rearranged for the search loop: per frame the surviving non-blank
+    tokens, best first, as a row prefix (so a frame's tokens are a slice, not a selection).
+    (T, K), (T, K), (T,) -> tokens (T, K), their log-probs (T, K), how many (T,), and the
+    blank's log-prob (T,) (-inf where pruning dropped it)."""
+    alive = np.arange(ids.shape[1])[None, :] < counts[:, None]
+    blank = alive & (ids == 0)
+    order = np.argsort(blank | ~alive, axis=1, kind="stable")  # surviving non-blanks first
+    blank_lp = np.where(blank, tops, NEG_INF).max(axis=1)
+    return (np.take_along_axis(ids, order, 1), np.take_along_axis(tops, order, 1),
+            (alive & ~blank).sum(axis=1), blank_lp)
 
 
 def _recombine(nodes: _Nodes, beams: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -197,63 +219,54 @@ def _recombine(nodes: _Nodes, beams: np.ndarray, scores: np.ndarray) -> np.ndarr
     changes their LM score and word count alike, so only the best can win; the others only take
     slots from different hypotheses. (It is not exact for p_ctc, whose future also depends on
     how a prefix's probability splits between ending in blank and in its last token; pyctcdecode
-    prunes the same way.) beams, scores (N,) -> sorted positions."""
+    prunes the same way.) beams, scores (N,) -> sorted positions, or None to keep them all."""
     future = nodes.future[beams]
     order = np.lexsort((-scores, future))  # grouped by future, best first within a group
     future = future[order]
     first = np.concatenate([[True], future[1:] != future[:-1]])
-    return np.sort(order[first])
+    return None if first.all() else np.sort(order[first])
 
 
-def _merge_double_separator(sep: int, last: np.ndarray, toks: np.ndarray, ext: np.ndarray,
+def _merge_double_separator(sep: int, sep_column: int, last: np.ndarray, ext: np.ndarray,
                             stay_nb: np.ndarray) -> None:
     """A second space after a space (a blank between) spells the same text, so it stays in the
     same prefix instead of opening a twin that would split the probability and take a beam slot
     (pyctcdecode merges these by text too). Modifies ext and stay_nb in place."""
-    j = np.nonzero(toks == sep)[0]
-    if len(j):
-        rows = np.nonzero(last == sep)[0]
-        stay_nb[rows] = np.logaddexp(stay_nb[rows], ext[rows, j[0]])
-        ext[rows, j[0]] = NEG_INF
+    rows = np.nonzero(last == sep)[0]
+    stay_nb[rows] = np.logaddexp(stay_nb[rows], ext[rows, sep_column])
+    ext[rows, sep_column] = NEG_INF
 
 
-def _merge_existing(nodes: _Nodes, beams: np.ndarray, toks: np.ndarray, ext: np.ndarray,
-                    stay_nb: np.ndarray, column: np.ndarray) -> None:
+def _merge_existing(nodes: _Nodes, beams: np.ndarray, ext: np.ndarray, stay_nb: np.ndarray,
+                    column: np.ndarray) -> None:
     """An extension (parent i, token j) whose child is already in the beam adds its probability
-    to that child's p_nb instead of competing with it. Modifies ext and stay_nb in place."""
+    to that child's p_nb instead of competing with it. `column` maps this frame's candidate
+    tokens to their columns of ext (-1: not a candidate). Modifies ext and stay_nb in place."""
     nodes.slot[beams] = np.arange(len(beams))
-    column[toks] = np.arange(len(toks))
     parent_slot = nodes.slot[nodes.parent[beams]]
     token_col = column[nodes.token[beams]]
-    hit = np.nonzero((parent_slot >= 0) & (token_col >= 0) & (beams != 0))[0]
+    hit = np.nonzero((parent_slot | token_col) >= 0)[0]  # both >= 0 (-1 has every bit set)
     if len(hit):
         i, j = parent_slot[hit], token_col[hit]
         stay_nb[hit] = np.logaddexp(stay_nb[hit], ext[i, j])
         ext[i, j] = NEG_INF
     nodes.slot[beams] = -1
-    column[toks] = -1
 
 
-def _children(nodes: _Nodes, scorer: Scorer, parents: np.ndarray, tokens: np.ndarray, frame: int,
-              lm: np.ndarray, nw: np.ndarray) -> np.ndarray:
-    """Node ids of parent+token, creating the missing ones (with their LM state)."""
-    keys = (parents * nodes.key_base + tokens).tolist()
-    get = nodes.children.get
-    ids = np.array([get(key, -1) for key in keys], dtype=np.int64)
-    new = np.nonzero(ids < 0)[0]
-    if len(new):
-        nodes.reserve(len(new))
-        idx = np.arange(nodes.n, nodes.n + len(new))
-        ids[new] = idx
-        nodes.children.update(zip([keys[i] for i in new.tolist()], idx.tolist()))
-        par, tok = parents[new], tokens[new]
-        state, trie, comp = scorer.children(nodes.state[par], nodes.trie[par], tok)
-        nodes.parent[idx], nodes.token[idx], nodes.frame[idx] = par, tok, frame
-        nodes.state[idx], nodes.trie[idx], nodes.comp[idx] = state, trie, comp
-        nodes.future[idx] = nodes.future_key(nodes.state[idx], nodes.trie[idx], tok)
-        nodes.lm[idx], nodes.nw[idx] = lm[new], nw[new]
-        nodes.n += len(new)
-    return ids
+def _new_children(nodes: _Nodes, scorer: Scorer, parents: np.ndarray, tokens: np.ndarray, frame: int,
+                  lm: np.ndarray, nw: np.ndarray, bonus: np.ndarray) -> np.ndarray:
+    """Ids of new nodes parent+token, with their LM state, and their LM log-probability, word
+    count and bonus so far. (N,) arrays -> (N,)"""
+    n = len(parents)
+    nodes.reserve(n)
+    idx = np.arange(nodes.n, nodes.n + n)
+    state, trie, comp = scorer.children(nodes.state[parents], nodes.trie[parents], tokens)
+    nodes.parent[idx], nodes.token[idx], nodes.frame[idx] = parents, tokens, frame
+    nodes.state[idx], nodes.trie[idx], nodes.comp[idx] = state, trie, comp
+    nodes.future[idx] = nodes.future_key(np.asarray(state), np.asarray(trie), tokens)
+    nodes.lm[idx], nodes.nw[idx], nodes.bonus[idx] = lm, nw, bonus
+    nodes.n += n
+    return idx
 
 
 def _finish(nodes: _Nodes, scorer: Scorer, beams, pb, pnb, opts: BeamOptions) -> list[Hypothesis]:

@@ -103,6 +103,10 @@ class WordScorer(Scorer):
         self._word_cache: dict[int, tuple[float, int]] = {}
         self._end_cache: dict[int, float] = {}
         self.table = self._dense_table(tokenizer) if all(len(t) <= 1 for t in texts) else None
+        # which (trie, token) steps leave the vocabulary and pay unk_offset (see ext_delta)
+        self.leaves_vocab = (None if self.table is None else
+                             (self.table < 0) & ((np.arange(len(self.table)) < len(self.words))[:, None]
+                                                 | self.boundary[None, :]))
         self.trie_span = len(self.words) + 1  # trie ids -1 .. n-1, for integer keys
 
     # -- the vocabulary trie ------------------------------------------------------------------
@@ -145,7 +149,7 @@ class WordScorer(Scorer):
         """step() as a lookup table for character alphabets: table[trie, token], with an extra
         last row for OOV (so that index -1 works) and a column for the 'no token' sentinel."""
         n_nodes, n_tok = len(self.words), len(self.kinds)
-        table = np.full((n_nodes + 1, n_tok + 1), OOV, dtype=np.int64)
+        table = np.full((n_nodes + 1, n_tok + 1), OOV, dtype=np.int32)  # int32: large vocabularies
         for token in range(1, n_tok):
             if self.kinds[token] == SEP:
                 table[:, token] = ROOT
@@ -201,17 +205,23 @@ class WordScorer(Scorer):
         return hit
 
     def ext_delta(self, state, trie, comp, tokens):
-        nxt = self._steps(trie, tokens)  # (B, K)
-        bnd = self.boundary[tokens][None, :]  # (1, K)
-        ends = bnd & (trie != ROOT)[:, None]  # completes an unfinished word
-        missing = np.isnan(comp) & ends.any(1)
-        if missing.any():  # children() left comp to be looked up when a word can end (in place)
-            comp[missing] = [self.complete(s, t)[0]
-                             for s, t in zip(state[missing].tolist(), trie[missing].tolist())]
+        bnd = self.boundary[tokens]  # (K,)
+        unfinished = trie != ROOT
+        if self.lm is not None and bnd.any():
+            missing = unfinished & np.isnan(comp)
+            if missing.any():  # children() left comp to be looked up when a word can end (in place)
+                comp[missing] = [self.complete(s, t)[0]
+                                 for s, t in zip(state[missing].tolist(), trie[missing].tolist())]
+        ends = unfinished[:, None] & bnd  # (B, K): the token completes an unfinished word
         dlm = np.where(ends, comp[:, None], 0.0)
         if self.lm is not None:
-            went_oov = (nxt < 0) & ((trie >= 0)[:, None] | bnd)
-            dlm = dlm + np.where(went_oov, self.unk_offset, 0.0)
+            # a spelling pays the offset when it leaves the vocabulary: a known spelling that no
+            # word continues, or a new word (after a boundary) that no word starts like
+            if self.leaves_vocab is not None:
+                leaves = self.leaves_vocab[trie[:, None], tokens]
+            else:
+                leaves = (self._steps(trie, tokens) < 0) & ((trie >= 0)[:, None] | bnd)
+            dlm += leaves * self.unk_offset
         return dlm, ends.astype(np.float64)
 
     def child(self, state, trie, token):
@@ -228,8 +238,8 @@ class WordScorer(Scorer):
         if self.lm is None:
             return state, nxt, np.zeros(len(state))
         ends = np.nonzero(self.boundary[tokens] & (trie != ROOT))[0]
-        for i in ends.tolist():
-            state[i] = self.complete(int(state[i]), int(trie[i]))[1]
+        if len(ends):
+            state[ends] = [self.complete(s, t)[1] for s, t in zip(state[ends].tolist(), trie[ends].tolist())]
         # comp (NaN: not looked up yet) is found by ext_delta once a word-ending token is a
         # candidate: most prefixes never meet one, so their LM lookup is never made
         return state, nxt, np.where(nxt == ROOT, 0.0, np.nan)
