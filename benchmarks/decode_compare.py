@@ -241,7 +241,7 @@ def recipes(exp_dirs, limit) -> dict:
 def markdown(res: dict) -> str:
     lines = ["## Decoding benchmark", ""] + ([res["note"], ""] if res.get("note") else [])
     s = res.get("setup", {})
-    if s:
+    if s and res.get("compare"):
         lines += [f"Same emissions ({s['utterances']} utterances, {s['audio_seconds']:.0f} s of audio from "
                   f"`{s['checkpoint']}` on `{s['manifest']}`), same KenLM model (`{s['lm']}`), alpha "
                   f"{s['alpha']}, beta {s['beta']}; one CPU thread. Greedy WER {100 * s['greedy_wer']:.2f}%.",

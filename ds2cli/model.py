@@ -257,10 +257,15 @@ class BatchNormRNN(nn.Module):
         if (x.device.type == "cpu" and isinstance(self.rnn, nn.GRU) and self.gru_recurrence_on_cpu
                 and torch.is_grad_enabled()):
             return self._forward_gru_recurrence(x, mask)
-        params = self._folded_weights(x, mask) if self.batch_norm else {}
         if x.device.type == "cpu" and self.padded_on_cpu:
-            out = self._forward_padded(x, lengths, params)
+            # fp32 even under bf16 autocast: torch's CPU RNN then converts at every time step
+            # (about 5x slower than fp32), and the batch-norm statistics want fp32 sums anyway
+            with torch.autocast("cpu", enabled=False):
+                x = x.float()
+                params = self._folded_weights(x, mask) if self.batch_norm else {}
+                out = self._forward_padded(x, lengths, params)
         else:
+            params = self._folded_weights(x, mask) if self.batch_norm else {}
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             out, _ = torch.func.functional_call(self.rnn, params, (packed,), strict=False)
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])

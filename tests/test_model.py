@@ -195,3 +195,22 @@ def test_gru_recurrence_path_equals_torch_gru(bidirectional, batch_norm):
         assert torch.allclose(gf, gr, atol=1e-5)
     for bf, br in zip(buf_f, buf_r):
         assert torch.allclose(bf, br, atol=1e-5)
+
+
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+def test_recurrent_layers_run_in_fp32_under_cpu_bf16_autocast(rnn_type):
+    """bf16 inference on the CPU: convolutions and FC layers take bf16, the recurrences stay in
+    fp32 (torch's CPU RNN under bf16 autocast converts at every time step: 5x slower)."""
+    torch.manual_seed(0)
+    layer = BatchNormRNN(6, 5, rnn_type, True, True).eval()
+    x = torch.randn(2, 7, 6)
+    lengths = torch.tensor([7, 4])
+    mask = time_mask(lengths, 7)
+    with torch.no_grad():
+        reference = layer(x, lengths, mask)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = layer(x.bfloat16(), lengths, mask)
+        rounded_input = layer(x.bfloat16().float(), lengths, mask)
+    assert out.dtype == torch.float32
+    assert torch.allclose(out, rounded_input)  # only the input was rounded
+    assert torch.allclose(out, reference, atol=0.05)
