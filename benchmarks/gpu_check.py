@@ -5,12 +5,14 @@
         recipes' models at fp32 / bf16 / fp16, next to deepspeech.pytorch's model at the
         librispeech architecture; inference speed and greedy WER of a trained checkpoint at each
         precision, with the emissions saved to DIR/emissions.pt; peak memory on one long recording.
-    python -m benchmarks.gpu_check finish DIR --lm LM [--out results/gpu.json]
-        (here) the LM beam search WER of each precision's emissions, then the results file.
+    python -m benchmarks.gpu_check finish DIR --checkpoint C --lm LM [--results R]
+        (here) the LM beam search WER of each precision's emissions, then the results file
+        (default benchmarks/results/gpu.json).
 
 Training uses the trainer's own loss (ds2cli.train.ctc_loss_sum) under its autocast, with loss
-scaling at fp16, on random features of the recipe's batch size; fp32 leaves TF32 off (torch's
-default for matmuls) so that it is true fp32."""
+scaling at fp16, on random features of the recipe's batch size. TF32 stays as torch sets it by
+default (off for plain matmuls, allowed in cuDNN): "fp32" is what users get, and the results
+record both flags."""
 from __future__ import annotations
 
 import argparse
