@@ -3,16 +3,18 @@ character pruning of section 7.3.
 
 The beam search maximises  log p_ctc(y|x) + alpha log p_lm(y) + beta word_count(y).
 Prefixes live in a tree of nodes (integer ids with numpy columns for their properties), so a
-prefix is one int. A surviving extension always becomes a new node (a prefix that re-enters the
-beam later is a second node for the same text: cheaper than looking nodes up, and the search
-never holds both at once). Each frame is processed for the whole
-beam at once with numpy: the probabilities of staying (blank or repeated last token) and of
-every (prefix, candidate token) extension form a (B, K) matrix, extensions that lead to a
-prefix already in the beam are merged into it, the LM changes come from the scorer as (B, K)
-matrices, and the best `beam_size` candidates are kept with argpartition. Only surviving
-extensions become nodes. With an LM, survivors that agree on everything their future scores
-depend on (LM context, unfinished word, last token) are then recombined: only the best stays,
-so spelling variants of an early word cannot fill the beam (pyctcdecode prunes alike).
+prefix is one int. A surviving extension always becomes a new node: a prefix that re-enters the
+beam later is a second node for the same text, which is cheaper than looking nodes up. (Two nodes
+of one text could meet in a beam only if a prefix re-entered while its own extension was still
+there: none did in 30 arctic dev utterances at beam 100, with or without an LM, and with an LM
+recombination would keep the better one.) Each frame is processed for the whole beam at once
+with numpy: the probabilities of staying (blank or repeated last token) and of every (prefix,
+candidate token) extension form a (B, K) matrix, extensions that lead to a prefix already in the
+beam are merged into it, the LM changes come from the scorer as (B, K) matrices, and the best
+`beam_size` candidates are kept with argpartition. Only surviving extensions become nodes. With
+an LM, survivors that agree on everything their future scores depend on (LM context, unfinished
+word, last token) are then recombined: only the best stays, so spelling variants of an early
+word cannot fill the beam (pyctcdecode prunes alike).
 A frame where pruning leaves only the blank costs two vector ops."""
 from __future__ import annotations
 
