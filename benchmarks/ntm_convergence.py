@@ -25,7 +25,8 @@ import torch
 from ds2cli.fileio import write_json
 from ds2cli.ntm.run import DEFAULT_EVAL_SEQUENCES, DEFAULT_TRAINING, NO_LR_DROP, SELECT_LEN
 from ds2cli.ntm.tasks import TASKS
-from ds2cli.ntm.train import TrainConfig, evaluate, maybe_drop_lr, new_run, paper_configs, save_checkpoint, train
+from ds2cli.ntm.train import (TrainConfig, evaluate, maybe_drop_lr, maybe_roll_back, new_run, paper_configs,
+                              save_checkpoint, snapshot, train)
 
 LOAD_CAVEAT = ("Run on an idle 2-core CPU, pinned to one core (taskset -c 1) with one torch thread; "
                "train_cpu_seconds is this process's CPU time (unaffected by other jobs), train_seconds wall time.")
@@ -34,7 +35,11 @@ def run_seed(args, seed: int) -> dict:
     task = TASKS[args.task]()
     model_cfg, paper_lr = paper_configs(task, args.model, args.controller)
     lr = args.lr or paper_lr
+    if args.model == "ntm":
+        model_cfg.memory_rows = args.memory_rows
     extra = {"eps": args.eps} if args.eps is not None else {}
+    extra.update({k: getattr(args, k) for k in ("lr_schedule", "lr_final", "rollback_above")
+                  if getattr(args, k) is not None})
     cfg = TrainConfig(steps=args.sequences // args.batch_size, batch_size=args.batch_size, lr=lr, seed=seed, **extra,
                       checkpoint_every=10 ** 9, lr_drop_below=None if args.no_lr_drop else 1.0)
     run = new_run(task, model_cfg, cfg)
@@ -46,12 +51,17 @@ def run_seed(args, seed: int) -> dict:
         train(run, min(chunk, cfg.steps - run.step))
         val = evaluate(run.model, task, None, args.val_sequences, seed=val_seed)
         point = {"sequences": run.step * cfg.batch_size, "seconds": round(time.perf_counter() - t0, 1),
-                 "val_cost": val.cost, "val_bit_errors": val.bit_errors}
+                 "val_cost": val.cost, "val_bit_errors": val.bit_errors, "lr": run.optimizer.param_groups[0]["lr"]}
         score = val.cost
         if args.select_len:
             long = evaluate(run.model, task, args.select_len, args.val_sequences, seed=val_seed)
             point.update(select_cost=long.cost, select_bit_errors=long.bit_errors)
             score += long.cost
+        if maybe_roll_back(run, score, best and best["score"], best_state):
+            point["rolled_back"] = True  # collapsed: back to the best weights, half the learning rate
+            print(f"[{args.task} {args.model} seed {seed}] {point}", flush=True)
+            curve.append(point)
+            continue
         if maybe_drop_lr(run, val.bit_errors):
             point["lr_dropped"] = True
         curve.append(point)
@@ -59,13 +69,13 @@ def run_seed(args, seed: int) -> dict:
             converged_at = point["sequences"]
         if best is None or score < best["score"]:
             best = {"score": score, **point}
-            best_state = {k: v.clone() for k, v in run.model.state_dict().items()}
+            best_state = snapshot(run)
         print(f"[{args.task} {args.model} seed {seed}] {point}", flush=True)
         if converged_at is not None and args.stop_when_converged:
             break
     train_seconds = time.perf_counter() - t0
     cpu_seconds = time.process_time() - c0  # this process's CPU time: unaffected by other jobs
-    run.model.load_state_dict(best_state)
+    run.model.load_state_dict(best_state["model"])
     if args.save_dir:  # the best model, for inspection (ds2cli ntm TASK --checkpoint C --eval-only)
         save_checkpoint(run, Path(args.save_dir) / f"{args.task}_{args.model}_seed{seed}.pt")
     n_eval = DEFAULT_EVAL_SEQUENCES.get(task.name, 100)
@@ -77,6 +87,7 @@ def run_seed(args, seed: int) -> dict:
             "train_seconds": round(train_seconds, 1),
             "train_cpu_seconds": round(cpu_seconds, 1), "converged_at_sequences": converged_at,
             "lr_dropped_at_sequences": run.lr_dropped_at * cfg.batch_size if run.lr_dropped_at else None,
+            "rolled_back_at_sequences": [step * cfg.batch_size for step in run.rollbacks],
             "best": best, "test": tests, "curve": curve, "model": model_cfg.to_dict()}
 
 
@@ -126,6 +137,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None, help="default: the CLI's (ds2cli.ntm.run.DEFAULT_TRAINING)")
     ap.add_argument("--eps", type=float, default=None, help="RMSProp denominator floor (default: TrainConfig's)")
+    ap.add_argument("--lr-schedule", choices=["constant", "cosine"], default=None,
+                    help="default: TrainConfig's (constant)")
+    ap.add_argument("--lr-final", type=float, default=None, help="cosine: final lr as a fraction of --lr")
+    ap.add_argument("--memory-rows", type=int, default=128, help="NTM memory rows")
+    ap.add_argument("--rollback-above", type=float, default=None,
+                    help="roll back to the best weights when validation cost exceeds the best by this many bits")
     ap.add_argument("--eval-every", type=int, default=1000, help="sequences between validations")
     ap.add_argument("--val-sequences", type=int, default=100)
     ap.add_argument("--select-len", type=int, default=None, help="also validate at this length to pick the best")

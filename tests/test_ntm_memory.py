@@ -171,3 +171,15 @@ def test_lstm_baseline_and_build_model():
         NTM(small_cfg(controller="gru"))
     with pytest.raises(DS2Error, match="model"):
         build_model(small_cfg(model="transformer"))
+
+
+def test_memory_init_random_and_learned():
+    fixed = NTM(small_cfg(memory_init="random"))
+    assert "memory0" not in dict(fixed.named_parameters()) and "memory0" in fixed.state_dict()
+    assert fixed.memory0.std() > 0.1  # distinct rows, so content addressing can tell them apart
+    learned = NTM(small_cfg(memory_init="learned"))
+    x = torch.rand(5, 2, 5)
+    learned(x).sum().backward()
+    assert learned.memory0.grad is not None and learned.memory0.grad.abs().sum() > 0
+    with pytest.raises(DS2Error, match="memory init"):
+        NTM(small_cfg(memory_init="zeros"))

@@ -169,3 +169,79 @@ def test_task_defaults_choose_the_lr_drop():
     # Copy trains without the drop (measured better at every length); the other tasks keep it.
     assert _build_run(NTMOptions(task="copy")).train_cfg.lr_drop_below is None
     assert _build_run(NTMOptions(task="repeat-copy")).train_cfg.lr_drop_below == 1.0
+
+
+def test_lr_schedule_warm_up_then_cosine_to_the_final_fraction():
+    from ds2cli.ntm.train import lr_factor
+
+    cfg = TrainConfig(steps=110, lr=1e-3, lr_schedule="cosine", warmup_steps=10, lr_final=0.1)
+    assert lr_factor(cfg, 0) == pytest.approx(0.1) and lr_factor(cfg, 9) == pytest.approx(1.0)  # linear warm-up
+    assert lr_factor(cfg, 10) == pytest.approx(1.0)
+    assert lr_factor(cfg, 60) == pytest.approx(0.55)  # half way: the mean of 1 and 0.1
+    assert lr_factor(cfg, 110) == pytest.approx(0.1)
+    factors = [lr_factor(cfg, s) for s in range(10, 111)]
+    assert all(a >= b for a, b in zip(factors, factors[1:]))
+    assert lr_factor(TrainConfig(steps=50), 49) == 1.0
+    with pytest.raises(DS2Error, match="schedule"):
+        lr_factor(TrainConfig(lr_schedule="step"), 0)
+
+
+def test_scheduled_lr_reaches_the_optimiser_and_keeps_the_drop():
+    from ds2cli.ntm.train import maybe_drop_lr
+
+    task = CopyTask(max_len=4)
+    cfg = ModelConfig(task.input_size, task.output_size, hidden_size=16, memory_rows=8, memory_width=6)
+    run = new_run(task, cfg, TrainConfig(steps=4, batch_size=2, lr=1e-2, lr_schedule="cosine", warmup_steps=2))
+    seen = []
+    for _ in range(4):
+        train_step(run, task.batch(2, run.gen))
+        seen.append(run.optimizer.param_groups[0]["lr"])
+        run.step += 1
+    assert seen == pytest.approx([5e-3, 1e-2, 1e-2, 5e-3])  # warm-up, then the cosine from step 2 of 4
+    assert maybe_drop_lr(run, 0.0)
+    run.step = 2
+    train_step(run, task.batch(2, run.gen))
+    assert run.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)  # schedule x drop
+
+
+def test_task_defaults_memory_rows_and_schedule():
+    from ds2cli.ntm.run import NTMOptions, _build_run
+
+    ngrams = _build_run(NTMOptions(task="ngrams"))
+    assert ngrams.model_cfg.memory_rows == 128 and ngrams.train_cfg.lr_schedule == "constant"
+    assert ngrams.train_cfg.rollback_above is None
+    assert _build_run(NTMOptions(task="ngrams", memory_rows=32)).model_cfg.memory_rows == 32
+
+
+def test_roll_back_restores_the_best_and_halves_the_lr():
+    from ds2cli.ntm.train import maybe_roll_back, snapshot
+
+    run = tiny_run()
+    run.train_cfg.rollback_above = 5.0
+    best = snapshot(run)
+    before = {k: v.clone() for k, v in run.model.state_dict().items()}
+    for _ in range(3):
+        train_step(run, run.task.batch(2, run.gen))
+    assert not all(torch.equal(v, run.model.state_dict()[k]) for k, v in before.items())
+    assert not maybe_roll_back(run, 14.0, 10.0, best)  # within 5 bits of the best: keep going
+    assert maybe_roll_back(run, 16.0, 10.0, best)
+    assert all(torch.equal(v, run.model.state_dict()[k]) for k, v in before.items())
+    assert run.optimizer.state_dict()["state"] == {}  # the optimiser state of the snapshot, too
+    assert run.lr_scale == 0.5 and run.rollbacks == [0]
+    train_step(run, run.task.batch(2, run.gen))
+    assert run.optimizer.param_groups[0]["lr"] == pytest.approx(5e-3)
+    run.train_cfg.rollback_above = None
+    assert not maybe_roll_back(run, 1e9, 10.0, best)
+
+
+def test_training_rolls_back_a_collapse(tmp_path):
+    # A rate this large wrecks the tiny model between validations; each wreck is undone and the
+    # rate halved, and the weights kept at the end are never worse than the best validation.
+    run = tiny_run()
+    run.train_cfg.lr, run.train_cfg.rollback_above = 3.0, 0.5
+    for group in run.optimizer.param_groups:
+        group["lr"] = 3.0
+    train(run, 12, keep_best=True)
+    assert run.rollbacks and run.lr_scale == 0.5 ** len(run.rollbacks)
+    val = evaluate(run.model, run.task, None, run.train_cfg.val_sequences, seed=run.train_cfg.seed + 10_000)
+    assert val.cost == pytest.approx(run.best["cost"], rel=1e-5)

@@ -76,8 +76,9 @@ def write(memory: torch.Tensor, w: torch.Tensor, erase: torch.Tensor, add: torch
     (Erasures commute and additions commute, so the order of the heads does not matter.)
     """
     w_t = w.transpose(1, 2)  # (B, N, H)
-    if w.shape[1] == 1:  # one write head: skip the product (fewer ops at batch 1)
-        keep = 1 - w_t * erase
-    else:
-        keep = (1 - w.unsqueeze(-1) * erase.unsqueeze(-2)).prod(dim=1)
+    if w.shape[1] == 1:
+        # One write head: M (1 - w e) + w a = M + w (a - M e), three ops on the whole memory
+        # instead of five (the per-step cost is dominated by such ops).
+        return torch.addcmul(memory, w_t, add - memory * erase)
+    keep = (1 - w.unsqueeze(-1) * erase.unsqueeze(-2)).prod(dim=1)
     return memory * keep + torch.bmm(w_t, add)

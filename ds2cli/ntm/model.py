@@ -14,6 +14,9 @@ from ds2cli.ntm import memory as mem_ops
 # Initial memory: a small constant. Graves leaves it open; Collier & Beel (2018) found this
 # converges about twice as fast as learned or random initial memory.
 MEMORY_INIT = 1e-6
+MEMORY_INITS = ("constant", "random", "learned")
+# Scale of a random initial memory: rows distinct enough for content addressing to tell them apart.
+MEMORY_INIT_STD = 0.5
 
 
 @dataclass
@@ -31,6 +34,9 @@ class ModelConfig:
     memory_rows: int = 128         # N
     memory_width: int = 20         # M
     shift_range: int = 1           # shifts -k..k allowed
+    # Initial memory: "constant" (MEMORY_INIT everywhere), "random" (fixed N(0, MEMORY_INIT_STD^2)
+    # per entry, drawn once per model) or "learned" (a parameter starting like "random").
+    memory_init: str = "constant"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,7 +101,14 @@ class NTM(nn.Module):
         # One projection for all heads' parameters: fewer ops per step than one Linear per head.
         self.heads = nn.Linear(cfg.hidden_size, (R + W) * self.addr_size + 2 * W * M)
         self.out = nn.Linear(cfg.hidden_size + R * M, cfg.output_size)
-        self.register_buffer("memory0", torch.full((N, M), MEMORY_INIT))
+        if cfg.memory_init == "constant":
+            self.register_buffer("memory0", torch.full((N, M), MEMORY_INIT))
+        elif cfg.memory_init == "random":  # a buffer: stored in the state dict, never trained
+            self.register_buffer("memory0", torch.randn(N, M) * MEMORY_INIT_STD)
+        elif cfg.memory_init == "learned":
+            self.memory0 = nn.Parameter(torch.randn(N, M) * MEMORY_INIT_STD)
+        else:
+            raise DS2Error(f"unknown memory init {cfg.memory_init!r} (expected {', '.join(MEMORY_INITS)})")
         self.register_buffer("shift_index", mem_ops.shift_index(N, cfg.shift_range), persistent=False)
         # Learned initial weightings (as logits, focused on row 0) and initial read vectors.
         w0 = torch.zeros(R + W, N)
