@@ -178,13 +178,13 @@ STATUS = """### Against the targets (measured 2026-11-28, idle 2-core machine)
   lr 1e-3: 163.7; batch 32 lr 3e-3: 164.6; batch 64 lr 1e-3: 173.6. Sanity baseline: the LSTM (3 x
   128, lr 1e-3, batch 32, eps 1e-8) stayed at 195.0 bits (exactly 1 bit per prediction) for 30,400
   sequences (184 CPU s), while the NTM left that plateau within 1,600.
-- Priority sort (20,000 sequences; default lr 1e-3 since 2026-11-28 night, was 1e-4): NTM cost 117.9
-  bits per sequence (median of 3 seeds: 117.9 / 122.6 / 116.6; bit errors 48.8 / 52.6 / 48.0) against
-  127.0 (127.0 / 127.0 / 126.9; 58.8 bit errors) for the LSTM baseline (3 x 128) at the same lr 1e-3 and
-  batch 16; chance is 128 bits. At lr 1e-4 (rows "lr 0.0001") the NTM had reached only 125.1 and the
-  LSTM 128.0. The NTM is still improving at 20,000 (validation 123 -> 118-122 over the last 10,000) and
-  the budget would allow ~8x more sequences (190-225 CPU s per seed, measured on a core shared with an
-  n-gram run); a longer default was not measured for lack of time. The paper trained for millions.
+- Priority sort (default since 2026-11-28 night: lr 1e-3, 60,000 sequences; was lr 1e-4, 20,000): NTM
+  cost 91.4 bits per sequence (median of 3 seeds: 91.8 / 78.1 / 91.4; bit errors 32.5 / 24.0 / 32.1)
+  against 122.6 (121.9 / 122.6 / 123.5; 54.2 bit errors) for the LSTM baseline (3 x 128) with the same
+  lr 1e-3, batch 16 and 60,000 sequences; chance is 128 bits. The NTM pulls away with training: at
+  20,000 sequences (rows "20,000") it was 117.9 against 127.0, and at lr 1e-4 125.1 against 128.0.
+  No sequence is sorted perfectly yet and the NTM was still improving at 60,000 (522-532 CPU s per
+  seed); the paper trained for millions.
 - Speed: 3.3x pytorch-ntm at batch 1 in the recorded run (12.5 against 40.8 ms per sequence,
   2026-11-28 night, idle core); 3.2x and 3.4x in two earlier runs that day: at least 3x in every run,
   with a small margin. 4.8x and 5.7x at equal batch sizes 16 and 64, 26x and 40x against the peer's
@@ -199,7 +199,7 @@ STATUS = """### Against the targets (measured 2026-11-28, idle 2-core machine)
   which took the batch-1 ratio to 2.9x, so the gather stays.
 - Time: every task's default training run finishes within 30 minutes on this CPU (CPU seconds for
   training plus validation, one core, one thread, per seed): copy 93-99 s (20,000 sequences),
-  associative recall 288-297 s (30,000, batch 4), priority sort 192-225 s (20,000; LSTM baseline 21 s), n-grams
+  associative recall 288-297 s (30,000, batch 4), priority sort 521-532 s (60,000; LSTM baseline 44-46 s), n-grams
   1,614-1,715 s for seeds 0 and 1 (96,000 sequences, on a core shared with up to three other jobs,
   which inflates CPU time) and 1,256 s for seed 2 (alone on its core, with the cheaper shift and
   write), repeat copy 390-554 s to
@@ -245,8 +245,10 @@ python -m benchmarks.ntm_convergence --task copy --seeds 3 --eval-every 500 --lr
 python -m benchmarks.ntm_convergence --task copy --model lstm --seeds 1 --sequences 150016 --batch-size 64 \\
     --eval-every 10048 --lr 1e-3 --eps 1e-8
 python -m benchmarks.ntm_convergence --task associative-recall --controller ff --seeds 3
-python -m benchmarks.ntm_convergence --task priority-sort --first-seed S --seeds 1 --eval-every 2000  # S=0,1,2; merged
-python -m benchmarks.ntm_convergence --task priority-sort --model lstm --seeds 3 --lr 1e-3 --eval-every 2000
+python -m benchmarks.ntm_convergence --task priority-sort --first-seed S --seeds 1 --eval-every 4000 --sequences 60000  # S=0,1,2; merged
+python -m benchmarks.ntm_convergence --task priority-sort --model lstm --seeds 3 --lr 1e-3 --eval-every 4000 --sequences 60000
+python -m benchmarks.ntm_convergence --task priority-sort --first-seed S --seeds 1 --eval-every 2000 --sequences 20000  # first lr 1e-3 default; *_20k.json
+python -m benchmarks.ntm_convergence --task priority-sort --model lstm --seeds 3 --lr 1e-3 --eval-every 2000 --sequences 20000  # *_20k.json
 # the rows at lr 1e-4 (files ..._lr1e-4.json): --lr 1e-4 --eval-every 1000 for both
 # one seed per process, then merged (S = 0, 1, 2)
 python -m benchmarks.ntm_convergence --task repeat-copy --first-seed S --seeds 1 --stop-when-converged \\
