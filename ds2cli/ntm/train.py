@@ -157,6 +157,7 @@ def maybe_roll_back(run: Run, score: float, best_score: float | None, best: dict
     run.optimizer.load_state_dict(copy.deepcopy(best["optimizer"]))
     run.lr_scale *= 0.5
     run.rollbacks.append(run.step)
+    set_scheduled_lr(run)
     return True
 
 
@@ -165,9 +166,8 @@ def maybe_drop_lr(run: Run, val_bit_errors: float) -> bool:
     cfg = run.train_cfg
     if run.lr_dropped_at is not None or cfg.lr_drop_below is None or val_bit_errors >= cfg.lr_drop_below:
         return False
-    for group in run.optimizer.param_groups:
-        group["lr"] *= cfg.lr_drop
     run.lr_dropped_at = run.step
+    set_scheduled_lr(run)  # the rate is derived from the run's state: one place computes it
     return True
 
 
