@@ -23,10 +23,12 @@ from pathlib import Path
 import torch
 
 from ds2cli.fileio import write_json
-from ds2cli.ntm.run import DEFAULT_EVAL_SEQUENCES, DEFAULT_TRAINING, NO_LR_DROP, SELECT_LEN
+from ds2cli.ntm.model import WRITE_INITS
+from ds2cli.ntm.run import (DEFAULT_EVAL_SEQUENCES, DEFAULT_TRAINING, NO_LR_DROP, NTM_MODEL_DEFAULTS,
+                           NTM_TRAIN_DEFAULTS, SELECT_LEN)
 from ds2cli.ntm.tasks import TASKS
-from ds2cli.ntm.train import (TrainConfig, evaluate, maybe_drop_lr, maybe_roll_back, new_run, paper_configs,
-                              save_checkpoint, snapshot, train)
+from ds2cli.ntm.train import (LR_SCHEDULES, TrainConfig, evaluate, maybe_drop_lr, maybe_roll_back, new_run,
+                              paper_configs, save_checkpoint, snapshot, train)
 
 LOAD_CAVEAT = ("Run on an idle 2-core CPU, pinned to one core (taskset -c 1) with one torch thread; "
                "train_cpu_seconds is this process's CPU time (unaffected by other jobs), train_seconds wall time.")
@@ -35,10 +37,12 @@ def run_seed(args, seed: int) -> dict:
     task = TASKS[args.task]()
     model_cfg, paper_lr = paper_configs(task, args.model, args.controller)
     lr = args.lr or paper_lr
-    if args.model == "ntm":
-        model_cfg.memory_rows = args.memory_rows
     extra = {"eps": args.eps} if args.eps is not None else {}
-    extra.update({k: getattr(args, k) for k in ("lr_schedule", "lr_final", "rollback_above")
+    if args.model == "ntm":  # main() filled in the task's defaults (NTM_MODEL/TRAIN_DEFAULTS)
+        model_cfg.memory_rows = args.memory_rows
+        if args.write_init is not None:
+            model_cfg.write_init = args.write_init
+    extra.update({k: getattr(args, k) for k in ("lr_schedule", "lr_final", "decay_at", "rollback_above")
                   if getattr(args, k) is not None})
     cfg = TrainConfig(steps=args.sequences // args.batch_size, batch_size=args.batch_size, lr=lr, seed=seed, **extra,
                       checkpoint_every=10 ** 9, lr_drop_below=None if args.no_lr_drop else 1.0)
@@ -137,9 +141,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None, help="default: the CLI's (ds2cli.ntm.run.DEFAULT_TRAINING)")
     ap.add_argument("--eps", type=float, default=None, help="RMSProp denominator floor (default: TrainConfig's)")
-    ap.add_argument("--lr-schedule", choices=["constant", "cosine"], default=None,
-                    help="default: TrainConfig's (constant)")
-    ap.add_argument("--lr-final", type=float, default=None, help="cosine: final lr as a fraction of --lr")
+    ap.add_argument("--lr-schedule", choices=list(LR_SCHEDULES), default=None,
+                    help="default: the task's (ds2cli.ntm.run.NTM_TRAIN_DEFAULTS) or TrainConfig's (constant)")
+    ap.add_argument("--lr-final", type=float, default=None,
+                    help="cosine: final lr, step: lr after --decay-at, as a fraction of --lr")
+    ap.add_argument("--decay-at", type=float, default=None, help="step: fraction of the run at which lr drops")
+    ap.add_argument("--write-init", choices=list(WRITE_INITS), default=None,
+                    help="NTM write heads' initial addressing (default: the task's, else free)")
     ap.add_argument("--memory-rows", type=int, default=128, help="NTM memory rows")
     ap.add_argument("--rollback-above", type=float, default=None,
                     help="roll back to the best weights when validation cost exceeds the best by this many bits")
@@ -166,6 +174,10 @@ def main(argv=None) -> dict:
         args.no_lr_drop = args.model == "ntm" and args.task in NO_LR_DROP
     if args.select_len is None and args.model == "ntm":
         args.select_len = SELECT_LEN.get(args.task)
+    if args.model == "ntm":  # the task's settings beyond the paper's, recorded in the command and args
+        for name, value in {**NTM_MODEL_DEFAULTS.get(args.task, {}), **NTM_TRAIN_DEFAULTS.get(args.task, {})}.items():
+            if getattr(args, name, None) is None:
+                setattr(args, name, value)
     torch.set_num_threads(1)
     name = f"ntm_convergence_{args.task}_{args.model}" + (f"_{args.controller}" if args.model == "ntm" else "")
     out_path = args.out or f"benchmarks/results/{name.replace('-', '_')}.json"

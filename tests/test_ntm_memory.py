@@ -173,6 +173,20 @@ def test_lstm_baseline_and_build_model():
         build_model(small_cfg(model="transformer"))
 
 
+def test_sequential_write_init_moves_the_untrained_write_head_one_row_per_step():
+    x = torch.rand(6, 3, 5)
+    torch.manual_seed(0)
+    _, trace = NTM(small_cfg(write_init="sequential", read_heads=2, write_heads=2))(x, trace=True)
+    rows = trace.write.argmax(-1)  # (T, B, W)
+    assert torch.equal(rows, torch.arange(1, 7).view(6, 1, 1).expand_as(rows))  # from row 0: 1, 2, ...
+    assert trace.write.max(-1).values.min() > 0.9  # and sharp
+    torch.manual_seed(0)
+    _, free = NTM(small_cfg(read_heads=2, write_heads=2))(x, trace=True)
+    assert free.write.max(-1).values.max() < 0.9  # the default initialisation blurs at once
+    with pytest.raises(DS2Error, match="write init"):
+        NTM(small_cfg(write_init="tape"))
+
+
 def test_memory_init_random_and_learned():
     fixed = NTM(small_cfg(memory_init="random"))
     assert "memory0" not in dict(fixed.named_parameters()) and "memory0" in fixed.state_dict()

@@ -134,8 +134,10 @@ def test_cli_other_tasks_and_lstm_baseline(tmp_path):
     ev = json.loads(res.output)["evaluation"][0]
     assert ev["optimal_cost"] is not None and json.loads(res.output)["model"]["model"] == "lstm"
     res = runner.invoke(main, ["ntm", "associative-recall", "--steps", "2", "--controller", "ff", "--heads", "2",
-                               "--out", str(tmp_path / "a"), "--eval-len", "3", *TINY])
+                               "--write-init", "sequential", "--out", str(tmp_path / "a"), "--eval-len", "3",
+                               "--json", *TINY])
     assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["model"]["write_init"] == "sequential"
     res = runner.invoke(main, ["ntm", "priority-sort", "--steps", "1", "--out", str(tmp_path / "s"),
                                "--eval-len", "6", *TINY])
     assert res.exit_code == 0, res.output
@@ -183,7 +185,16 @@ def test_lr_schedule_warm_up_then_cosine_to_the_final_fraction():
     assert all(a >= b for a, b in zip(factors, factors[1:]))
     assert lr_factor(TrainConfig(steps=50), 49) == 1.0
     with pytest.raises(DS2Error, match="schedule"):
-        lr_factor(TrainConfig(lr_schedule="step"), 0)
+        lr_factor(TrainConfig(lr_schedule="linear"), 0)
+
+
+def test_step_schedule_drops_at_the_given_fraction():
+    from ds2cli.ntm.train import lr_factor
+
+    cfg = TrainConfig(steps=100, lr_schedule="step", lr_final=0.1, decay_at=0.75)
+    assert [lr_factor(cfg, s) for s in (0, 74, 75, 99)] == pytest.approx([1.0, 1.0, 0.1, 0.1])
+    warm = TrainConfig(steps=100, lr_schedule="step", lr_final=0.1, decay_at=0.5, warmup_steps=4)
+    assert [lr_factor(warm, s) for s in (0, 3, 49, 50)] == pytest.approx([0.25, 1.0, 1.0, 0.1])
 
 
 def test_scheduled_lr_reaches_the_optimiser_and_keeps_the_drop():
@@ -207,10 +218,20 @@ def test_scheduled_lr_reaches_the_optimiser_and_keeps_the_drop():
 def test_task_defaults_memory_rows_and_schedule():
     from ds2cli.ntm.run import NTMOptions, _build_run
 
+    # N-grams: the paper's memory, a tape-like write head to start and a 10x drop for the last quarter.
     ngrams = _build_run(NTMOptions(task="ngrams"))
-    assert ngrams.model_cfg.memory_rows == 128 and ngrams.train_cfg.lr_schedule == "constant"
-    assert ngrams.train_cfg.rollback_above is None
+    assert ngrams.model_cfg.memory_rows == 128 and ngrams.model_cfg.write_init == "sequential"
+    cfg = ngrams.train_cfg
+    assert (cfg.lr_schedule, cfg.lr_final, cfg.decay_at, cfg.rollback_above) == ("step", 0.1, 0.75, None)
     assert _build_run(NTMOptions(task="ngrams", memory_rows=32)).model_cfg.memory_rows == 32
+    assert _build_run(NTMOptions(task="ngrams", write_init="free")).model_cfg.write_init == "free"
+    assert _build_run(NTMOptions(task="associative-recall", controller="ff")).model_cfg.write_init == "sequential"
+    assert _build_run(NTMOptions(task="priority-sort")).model_cfg.write_init == "sequential"
+    assert _build_run(NTMOptions(task="repeat-copy")).model_cfg.write_init == "free"
+    # The other tasks and the LSTM baseline keep the plain settings.
+    copy = _build_run(NTMOptions(task="copy"))
+    assert copy.model_cfg.write_init == "free" and copy.train_cfg.lr_schedule == "constant"
+    assert _build_run(NTMOptions(task="ngrams", model="lstm")).train_cfg.lr_schedule == "constant"
 
 
 def test_roll_back_restores_the_best_and_halves_the_lr():

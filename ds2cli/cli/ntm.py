@@ -70,6 +70,9 @@ def _common_options(func):
         click.option("--controller-layers", type=click.IntRange(1), default=None, help="[default: the paper's]"),
         click.option("--memory-rows", type=click.IntRange(1), default=128, show_default=True, help="N."),
         click.option("--memory-width", type=click.IntRange(1), default=20, show_default=True, help="M."),
+        click.option("--write-init", type=click.Choice(["free", "sequential"]), default=None,
+                     help="Write heads' initial addressing: free, or biased to move one row per step. "
+                          "[default: sequential for associative-recall, ngrams and priority-sort, else free]"),
         click.option("--eval-len", "eval_lens", multiple=True, metavar="LEN",
                      help="Evaluation length (repeatable). [default: the paper's test lengths]"),
         click.option("--eval-sequences", type=click.IntRange(1), default=None,

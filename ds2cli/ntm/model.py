@@ -17,6 +17,11 @@ MEMORY_INIT = 1e-6
 MEMORY_INITS = ("constant", "random", "learned")
 # Scale of a random initial memory: rows distinct enough for content addressing to tell them apart.
 MEMORY_INIT_STD = 0.5
+WRITE_INITS = ("free", "sequential")
+# write_init="sequential": initial biases of every write head's interpolation gate, shift +1
+# logit and sharpening (softplus) that make an untrained head keep its previous weighting, move
+# one row per step and stay sharp (about 0.95, 0.9 and gamma 3.1): a tape to log the input on.
+SEQUENTIAL_WRITE_BIAS = {"gate": -3.0, "shift": 3.0, "gamma": 2.0}
 
 
 @dataclass
@@ -37,6 +42,9 @@ class ModelConfig:
     # Initial memory: "constant" (MEMORY_INIT everywhere), "random" (fixed N(0, MEMORY_INIT_STD^2)
     # per entry, drawn once per model) or "learned" (a parameter starting like "random").
     memory_init: str = "constant"
+    # Write heads' initial addressing: "free" (the Linear's default initialisation) or
+    # "sequential" (biased to move one row per step: SEQUENTIAL_WRITE_BIAS).
+    write_init: str = "free"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -100,6 +108,10 @@ class NTM(nn.Module):
             raise DS2Error(f"unknown controller {cfg.controller!r} (expected lstm or ff)")
         # One projection for all heads' parameters: fewer ops per step than one Linear per head.
         self.heads = nn.Linear(cfg.hidden_size, (R + W) * self.addr_size + 2 * W * M)
+        if cfg.write_init == "sequential":
+            self._bias_writes_sequential()
+        elif cfg.write_init != "free":
+            raise DS2Error(f"unknown write init {cfg.write_init!r} (expected {' or '.join(WRITE_INITS)})")
         self.out = nn.Linear(cfg.hidden_size + R * M, cfg.output_size)
         if cfg.memory_init == "constant":
             self.register_buffer("memory0", torch.full((N, M), MEMORY_INIT))
@@ -115,6 +127,16 @@ class NTM(nn.Module):
         w0[:, 0] = 7.0  # about 0.9 of the weight on row 0
         self.w0_logits = nn.Parameter(w0)
         self.r0 = nn.Parameter(torch.randn(R, M) * 0.01)
+
+    def _bias_writes_sequential(self) -> None:
+        """Set the write heads' gate, shift +1 and gamma biases (SEQUENTIAL_WRITE_BIAS)."""
+        cfg, A, M = self.cfg, self.addr_size, self.cfg.memory_width
+        with torch.no_grad():
+            for head in range(cfg.read_heads, cfg.read_heads + cfg.write_heads):
+                base = head * A  # this head's [key (M), beta, gamma, gate, shifts -k..k]
+                self.heads.bias[base + M + 1] = SEQUENTIAL_WRITE_BIAS["gamma"]
+                self.heads.bias[base + M + 2] = SEQUENTIAL_WRITE_BIAS["gate"]
+                self.heads.bias[base + M + 3 + cfg.shift_range + 1] = SEQUENTIAL_WRITE_BIAS["shift"]
 
     def forward(self, x: torch.Tensor, trace: bool = False):
         """x (T, B, input_size) -> logits (T, B, output_size); with trace=True also a Trace."""

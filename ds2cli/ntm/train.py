@@ -71,11 +71,13 @@ class TrainConfig:
     # normalised step times momentum) can wipe the solution out, which we saw on copy.
     lr_drop_below: float | None = 1.0
     lr_drop: float = 0.1
-    # Learning-rate schedule over the `steps` of the run: "constant", or "cosine" from lr down to
-    # lr * lr_final (half a cosine period); either after a linear warm-up over warmup_steps.
+    # Learning-rate schedule over the `steps` of the run: "constant"; "cosine" from lr down to
+    # lr * lr_final (half a cosine period); or "step": lr, then lr * lr_final from the fraction
+    # decay_at of the steps on. Any of them after a linear warm-up over warmup_steps.
     lr_schedule: str = "constant"
     warmup_steps: int = 0
     lr_final: float = 0.0
+    decay_at: float = 0.75
     # A validation cost more than rollback_above bits per sequence above the best so far is a
     # collapse (NTMs have them: n-grams went from 164 to 212 bits, worse than guessing, within
     # 4,000 sequences at lr 1e-3): restore the best weights and optimiser state and halve the
@@ -117,7 +119,7 @@ def new_run(task: Task, model_cfg: ModelConfig, train_cfg: TrainConfig) -> Run:
     return Run(task, model_cfg, train_cfg, model, make_optimizer(model, train_cfg), gen)
 
 
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "step")
 
 
 def lr_factor(cfg: TrainConfig, step: int) -> float:
@@ -128,6 +130,8 @@ def lr_factor(cfg: TrainConfig, step: int) -> float:
         return (step + 1) / cfg.warmup_steps
     if cfg.lr_schedule == "constant":
         return 1.0
+    if cfg.lr_schedule == "step":
+        return cfg.lr_final if step >= cfg.decay_at * cfg.steps else 1.0
     frac = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
     return cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * frac))
 
