@@ -157,7 +157,9 @@ STATUS = """### Against the targets (measured 2026-11-28, idle 2-core machine)
     of it moved one row, gamma 3.1) moved that jump to 12,000-16,000 / 24,000-32,000 / 12,000-20,000
     sequences (validation 139.4 at 16,000 for seed 0, against 161.8).
   - The 10x drop for the last quarter took validation from 131.1 to 129.6 (seed 0) and from 130.5 to
-    129.2 (seed 1) within 4,000 sequences.
+    129.2 (seed 1) within 4,000 sequences. Without it (row "sequential write init" without "lr x0.1",
+    seeds 0 and 1 only; the first 72,000 sequences are the same run) the test cost is 129.79 and
+    131.05, 0.9 and 1.1 bits worse: both changes are needed for the target.
   - The floor of this solution: a log in 128 rows holds only the last 128 steps. The optimal estimator
     that counts only the last 128 steps costs 1.0 bit more than the full one (129.61 against 128.63 on
     2,000 other sequences), so seed 2 (gap 1.00) is about at that floor; a gap well below 1 would need a
