@@ -53,12 +53,11 @@ def convergence_rows() -> list[str]:
     for res in results:
         s = res["summary"]
         model = res["model"] + (f"-{res['controller']}" if res.get("controller") else "")
-        conv = s["median_converged_at_sequences"]
-        conv_text = f"{conv:,.0f}" if conv is not None else f"{s['converged_seeds']}/{s['seeds']} seeds"
-        # Some seeds did not converge within the budget: the median still exists if most did.
+        # Median over seeds, a seed that did not converge counting as never: it exists if most did.
         at = statistics.median(float("inf") if c is None else c for c in s["converged_at_sequences"])
-        if conv is None and at != float("inf"):
-            conv_text = f"{at:,.0f} ({conv_text})"
+        seeds = f"{s['converged_seeds']}/{s['seeds']} seeds"
+        conv_text = (seeds if at == float("inf") else f"{at:,.0f}" if s["converged_seeds"] == s["seeds"]
+                     else f"{at:,.0f} ({seeds})")
         a = res["args"]
         lr = a.get("lr") or res["per_seed"][0]["lr"]
         training = (f"batch {a['batch_size']}, lr {lr:g}" + (f", eps {a['eps']:g}" if a.get("eps") else "")
