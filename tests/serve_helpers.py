@@ -19,13 +19,14 @@ RATE = 16000
 
 
 def make_audio(seconds: float, seed: int = 0) -> np.ndarray:
-    """Chirps and noise bursts between silences (n,) float32: emissions that change often."""
+    """Chirps and noise bursts between silences (n,) float32: emissions that change often. The
+    values are exact int16 samples, so int16 streaming sends exactly this audio."""
     rng = np.random.default_rng(seed)
     n = int(seconds * RATE)
     t = np.arange(n) / RATE
     wave = 0.3 * np.sin(2 * np.pi * (200 + 900 * t) * t) * (np.sin(2 * np.pi * 1.7 * t) > -0.3)
     wave += 0.05 * rng.standard_normal(n) * (np.sin(2 * np.pi * 0.9 * t) > 0.5)
-    return wave.astype(np.float32)
+    return (np.round(wave * 32768) / 32768).astype(np.float32)
 
 
 def random_stream_checkpoint(path: Path, seed: int = 0) -> Path:

@@ -44,6 +44,8 @@ def search_options(func):
               help="Silence after speech that ends a segment (0: only at the end of the stream).")
 @click.option("--max-frame-bytes", type=click.IntRange(64), default=256 * 1024, show_default=True,
               help="Largest binary audio frame accepted.")
+@click.option("--max-pending-seconds", type=click.FloatRange(0, min_open=True), default=2.0, show_default=True,
+              help="Unprocessed audio held per stream; beyond it the server stops reading (backpressure).")
 @click.option("--grace", "grace_seconds", type=click.FloatRange(0), default=5.0, show_default=True,
               help="On SIGTERM: seconds for streams in flight to get their finals.")
 @click.option("--search-threads", type=click.IntRange(1), default=2, show_default=True,
@@ -54,8 +56,8 @@ def search_options(func):
 @user_errors
 def serve(checkpoint, recipe, exp_dir, overrides, exp_root, lm, no_lm, lm_level, method, beam_size, alpha, beta,
           cutoff_prob, cutoff_top_n, unk_offset, beam_threshold, recombine, host, port, max_streams, max_batch,
-          max_wait_ms, idle_timeout, max_segment_seconds, endpoint_silence_ms, max_frame_bytes, grace_seconds,
-          search_threads, device, precision, threads):
+          max_wait_ms, idle_timeout, max_segment_seconds, endpoint_silence_ms, max_frame_bytes, max_pending_seconds,
+          grace_seconds, search_threads, device, precision, threads):
     """Serve a forward-only (streaming) model: WebSocket streams at /v1/stream, POST /transcribe
     for whole files, GET /health and GET /metrics (Prometheus). SIGTERM stops accepting, sends
     the finals of the streams in flight and exits 0.
@@ -89,6 +91,7 @@ def serve(checkpoint, recipe, exp_dir, overrides, exp_root, lm, no_lm, lm_level,
     service = load_service(checkpoint, endpoint=endpoint, recipe=recipe, overrides=list(overrides),
                            exp_root=exp_root, lm=lm, no_lm=no_lm, lm_level=lm_level, device=device, options=options)
     config = config_from(host=host, port=port, max_streams=max_streams, max_batch=max_batch, max_wait_ms=max_wait_ms,
-                         idle_timeout=idle_timeout, max_frame_bytes=max_frame_bytes, grace_seconds=grace_seconds,
+                         idle_timeout=idle_timeout, max_frame_bytes=max_frame_bytes,
+                         max_pending_seconds=max_pending_seconds, grace_seconds=grace_seconds,
                          search_threads=search_threads)
     run(Server(service, config))

@@ -19,6 +19,8 @@ class ServerMetrics:
                                registry=r)
         self.errors = Counter("ds2_stream_errors", "Streams closed with an error, by kind", ["kind"], registry=r)
         self.audio = Counter("ds2_audio_seconds", "Seconds of client audio received", registry=r)
+        self.pending_max = Gauge("ds2_pending_seconds_max",
+                                 "Most unprocessed audio one stream has held (bounded by the server)", registry=r)
         self.batch = Histogram("ds2_batch_streams", "Streams per network step (Batch Dispatch)",
                                buckets=BATCH_BUCKETS, registry=r)
         self.step = Histogram("ds2_step_seconds", "Time of one batched network step", buckets=LATENCY_BUCKETS,

@@ -63,6 +63,7 @@ class BatchDispatcher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.steps = 0
+        self._pending_max = 0
 
     # -- what the connections call -------------------------------------------------------------
     def start(self) -> None:
@@ -87,6 +88,9 @@ class BatchDispatcher:
         s.pending.append(samples)
         s.pending_samples += len(samples)
         s.client_samples += client_samples
+        if self.metrics is not None and s.pending_samples > self._pending_max:
+            self._pending_max = s.pending_samples
+            self.metrics.pending_max.set(s.pending_samples / self.model.sample_rate)
         self._wake.set()
 
     async def end(self, s: Stream, tail: np.ndarray | None = None) -> None:
