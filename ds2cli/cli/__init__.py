@@ -11,6 +11,7 @@ COMMANDS = {
     "augment": ("ds2cli.cli.augment", "augment", "Write noise/speed-augmented copies of a manifest's audio."),
     "train": ("ds2cli.cli.train", "train", "Train a Deep Speech 2 model from a recipe."),
     "decode": ("ds2cli.cli.decode", "decode", "Transcribe audio files or a manifest (greedy or KenLM beam search)."),
+    "stream": ("ds2cli.cli.stream", "stream", "Recognise audio files chunk by chunk with a streaming model."),
     "score": ("ds2cli.cli.score", "score", "WER/CER of hypotheses against references."),
     "lm": ("ds2cli.cli.lm", "lm", "Build KenLM language models."),
     "ntm": ("ds2cli.cli.ntm", "ntm", "Neural Turing Machines on the paper's algorithmic tasks."),
