@@ -41,7 +41,7 @@ def _rows(manifest):
 
 def decode_split(checkpoint, manifest, method: str, precision: str = "fp32") -> tuple[list[str], float]:
     """Transcripts of the split through ds2cli decode (recipe LM and settings), and seconds."""
-    from ds2cli.decode.api import load_decoder
+    from ds2cli.decode.decoder import load_decoder
 
     decoder = load_decoder(checkpoint, options={"method": method, "precision": precision}, build_lm=False)
     start = time.perf_counter()

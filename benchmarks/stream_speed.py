@@ -128,7 +128,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    from ds2cli.decode.api import Decoder, load_decoder
+    from ds2cli.decode.decoder import Decoder, load_decoder
     from ds2cli.decode.config import DecodeConfig
     from ds2cli.stream.network import StreamingModel
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from ds2cli.decode.api import Decoder
+from ds2cli.decode.decoder import Decoder
 from ds2cli.decode.config import DecodeConfig, LMConfig
 from ds2cli.errors import DS2Error
 from ds2cli.features import FeatureConfig, FeatureStats

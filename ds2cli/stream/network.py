@@ -86,7 +86,7 @@ class StreamingModel:
 
     @classmethod
     def from_checkpoint(cls, path, device: str = "cpu", precision: str = "fp32") -> "StreamingModel":
-        from ds2cli.decode.api import load_recognizer
+        from ds2cli.decode.decoder import load_recognizer
 
         return cls(load_recognizer(path, device, precision)[0])
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ds2cli.decode.api import hypothesis_text, word_timing
+from ds2cli.decode.decoder import hypothesis_text, word_timing
 from ds2cli.decode.timing import token_spans
 from ds2cli.stream.endpoint import CLOSE, EndpointConfig, Endpointer
 from ds2cli.stream.network import StreamingModel

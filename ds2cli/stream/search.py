@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ds2cli.decode.beam import BeamSearch, GreedySearch
 from ds2cli.decode.config import BeamOptions
-from ds2cli.decode.scorer import Scorer
+from ds2cli.decode.lm_scorer import Scorer
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class SearchConfig:
         if self.method not in ("greedy", "beam"):
             raise ValueError(f"search method must be 'greedy' or 'beam', not {self.method!r}")
         if self.method == "beam" and self.scorer is None:
-            raise ValueError("the beam search needs a scorer (ds2cli.decode.scorer.make_scorer)")
+            raise ValueError("the beam search needs a scorer (ds2cli.decode.lm_scorer.make_scorer)")
 
     @classmethod
     def from_decoder(cls, decoder) -> "SearchConfig":

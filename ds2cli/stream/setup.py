@@ -1,5 +1,5 @@
 """A streaming recogniser set up from the same options as `ds2cli decode`: checkpoint, recipe,
-LM, tuned alpha/beta and search settings (ds2cli.decode.api.load_decoder), plus endpointing."""
+LM, tuned alpha/beta and search settings (ds2cli.decode.decoder.load_decoder), plus endpointing."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,7 +28,7 @@ class StreamSetup:
 def load_stream(checkpoint=None, *, endpoint: EndpointConfig = EndpointConfig(), **decoder_options) -> StreamSetup:
     """`decoder_options` are load_decoder's (recipe, overrides, exp_root, lm, no_lm, lm_level,
     device, options); DS2Error for a model that cannot stream."""
-    from ds2cli.decode.api import load_decoder
+    from ds2cli.decode.decoder import load_decoder
 
     decoder = load_decoder(checkpoint, **decoder_options)
     model = StreamingModel(decoder.recognizer)

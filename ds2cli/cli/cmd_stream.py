@@ -7,7 +7,7 @@ import sys
 import click
 
 from ds2cli.cli.common import user_errors
-from ds2cli.cli.decode import decode as _decode
+from ds2cli.cli.cmd_decode import decode as _decode
 
 # the model, LM and search options, exactly as `ds2cli decode` defines them
 SHARED_OPTIONS = ("checkpoint", "recipe", "overrides", "exp_root", "lm", "no_lm", "lm_level", "method", "beam_size",
