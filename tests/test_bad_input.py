@@ -222,3 +222,61 @@ def test_training_refuses_when_no_row_is_readable(tmp_path):
     rewrite_rows(exp / "manifests" / "train.jsonl", spoil)
     result = run_cli(["train", "--recipe", write_recipe(tmp_path / "unit.toml"), "--exp-dir", exp, "--json"])
     assert_one_line_error(result, "train.jsonl", "none of its 3 utterances")
+
+
+# ---------------------------------------------------------------- class 3: prepare skips one bad file
+
+def _prep_nan(folder):
+    bad = tone(0.5)
+    bad[10] = np.nan
+    write_wav(folder / "bad.wav", bad, "FLOAT")
+
+
+def _prep_inf(folder):
+    bad = tone(0.5)
+    bad[10] = np.inf
+    write_wav(folder / "bad.wav", bad, "FLOAT")
+
+
+def _prep_ten_samples(folder):
+    write_wav(folder / "bad.wav", tone(10 / SR))
+
+
+def _prep_truncated(folder):
+    truncate_wav(write_wav(folder / "bad.wav", tone(0.5)), 2000)
+
+
+def _prep_garbage(folder):
+    (folder / "bad.wav").write_bytes(b"\x00" * 300)
+
+
+# (name, how the bad file is made, the reason prepare_report.json counts it under)
+BAD_PREPARE_FILES = [
+    ("NaN samples", _prep_nan, "audio contains NaN or infinite samples"),
+    ("Inf samples", _prep_inf, "audio contains NaN or infinite samples"),
+    ("10 samples", _prep_ten_samples, "audio too short"),
+    ("truncated", _prep_truncated, "truncated audio"),
+    ("not audio", _prep_garbage, "unreadable audio"),
+]
+
+
+def make_generic_corpus(folder: Path, n: int = 5) -> Path:
+    for i in range(n):
+        write_wav(folder / f"g{i}.wav", tone(0.5, 300 + 40 * i, i))
+        (folder / f"g{i}.txt").write_text(WORDS[i % len(WORDS)])
+    return folder
+
+
+@pytest.mark.parametrize("name,make_bad,reason", BAD_PREPARE_FILES, ids=[c[0] for c in BAD_PREPARE_FILES])
+def test_prepare_skips_one_bad_file(tmp_path, name, make_bad, reason):
+    corpus = make_generic_corpus(tmp_path / "corpus")
+    make_bad(corpus)
+    (corpus / "bad.txt").write_text("ab")
+    out = tmp_path / "exp"
+    result = run_cli(["prepare", "generic", corpus, "--out", out, "--quiet", "-o", "dev_fraction=0.0",
+                      "-o", "test_fraction=0.0"])
+    assert_ok(result)
+    report = json.loads((out / "prepare_report.json").read_text())
+    assert report["skipped"] == {reason: 1}
+    assert report["splits"]["train"]["utterances"] == 5
+    assert "bad.wav" in result.stderr and "skipped 1" in result.output
