@@ -65,8 +65,8 @@ class RecognitionService:
 
 def load_service(checkpoint=None, *, endpoint: EndpointConfig = EndpointConfig(), **decoder_options
                  ) -> RecognitionService:
-    """`decoder_options` are ds2cli.decode.api.load_decoder's (recipe, overrides, exp_root, lm,
+    """`decoder_options` are ds2cli.decode.decoder.load_decoder's (recipe, overrides, exp_root, lm,
     no_lm, lm_level, device, options)."""
-    from ds2cli.decode.api import load_decoder
+    from ds2cli.decode.decoder import load_decoder
 
     return RecognitionService(load_decoder(checkpoint, **decoder_options), endpoint)

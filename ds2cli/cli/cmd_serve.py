@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ds2cli.cli.common import user_errors
-from ds2cli.cli.decode import decode as _decode_command
+from ds2cli.cli.cmd_decode import decode as _decode_command
 
 # the search options of `ds2cli decode`, shared as they are (same names, help and checks)
 SEARCH_OPTIONS = ("lm", "no_lm", "lm_level", "method", "beam_size", "alpha", "beta", "cutoff_prob",
