@@ -279,3 +279,22 @@ def test_sigterm_results_hold_the_finals(checkpoint):
     events = run(go())
     assert srv.terminate()[0] == 0
     assert [e["type"] for e in events][-2:] == ["final", "done"]
+
+
+def test_stream_cli_with_url_prints_what_local_streaming_prints(server, checkpoint, wav, tmp_path):
+    import subprocess
+    import sys
+
+    def cli(*args):
+        proc = subprocess.run([sys.executable, "-m", "ds2cli", "stream", "--json", "-q", *args, str(wav)],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return [json.loads(line) for line in proc.stdout.splitlines()]
+
+    remote = cli("--url", server.url)
+    local = cli("--checkpoint", str(checkpoint))
+    finals = [e for e in remote if e["type"] == "final"]
+    assert finals and finals == [e for e in local if e["type"] == "final"]
+    bad = subprocess.run([sys.executable, "-m", "ds2cli", "stream", "--url", "ws://127.0.0.1:1/v1/stream", str(wav)],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "cannot connect" in bad.stderr and "Traceback" not in bad.stderr

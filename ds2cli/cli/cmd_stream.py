@@ -26,10 +26,12 @@ SEARCH_OPTIONS = ("method", "beam_size", "alpha", "beta", "cutoff_prob", "cutoff
               help="Silence after speech that closes a segment (0: one segment per file).")
 @click.option("--max-segment", type=click.FloatRange(0), default=20.0, show_default=True,
               help="Seconds after which a segment is closed whatever it holds (0: no limit).")
+@click.option("--url", help="Stream to a `ds2cli serve` server (ws://HOST:PORT/v1/stream) instead of a local "
+                               "model; segments follow the server's endpointing.")
 @click.option("--json", "as_json", is_flag=True, help="Print every event (partials and finals) as a JSON line.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary line on stderr.")
 @user_errors
-def stream(files, chunk_ms, realtime, endpoint_ms, max_segment, as_json, quiet, **shared):
+def stream(files, chunk_ms, realtime, endpoint_ms, max_segment, url, as_json, quiet, **shared):
     """Recognise FILES through the streaming path: the audio is fed in chunks of --chunk-ms, and
     the text comes out while it is "spoken". On a terminal the partial result is shown in place;
     each final (one per segment, closed by --endpoint-ms of silence) is printed as a line. The
@@ -44,11 +46,15 @@ def stream(files, chunk_ms, realtime, endpoint_ms, max_segment, as_json, quiet, 
       ds2cli stream --recipe tiny-stream audio.wav
       ds2cli stream --checkpoint exp/tiny-stream/checkpoints/best.pt --realtime a.flac
       ds2cli stream --recipe tiny-stream --method greedy --json a.wav b.ogg
+      ds2cli stream --url ws://127.0.0.1:8080/v1/stream audio.wav
     """
     from ds2cli.stream.endpoint import EndpointConfig
 
-    endpoint = EndpointConfig(silence_after_speech_ms=endpoint_ms, max_segment_s=max_segment)
-    source = _local_source(shared, endpoint)
+    if url:
+        source = _remote_source(url)
+    else:
+        endpoint = EndpointConfig(silence_after_speech_ms=endpoint_ms, max_segment_s=max_segment)
+        source = _local_source(shared, endpoint)
     _run(source, files, chunk_ms, realtime, as_json, quiet)
 
 
@@ -75,6 +81,29 @@ def _local_source(shared: dict, endpoint):
         return stream_wave(setup.recognizer(), wave, chunk_ms, realtime, result), result
 
     source.latency_ms = setup.model.latency_ms
+    return source
+
+
+def _remote_source(url: str):
+    """Like `_local_source`, but each file is streamed to a `ds2cli serve` server at `url`."""
+    import asyncio
+    import time
+
+    from ds2cli.audio import read_audio
+    from ds2cli.serve.client import recognize
+    from ds2cli.stream.files import FileResult
+
+    def source(path, chunk_ms, realtime):
+        wave = read_audio(path, 16000)
+        t0 = time.perf_counter()
+        reply = asyncio.run(recognize(url, wave, 16000, chunk_seconds=chunk_ms / 1000.0, realtime=realtime))
+        events = [{k: v for k, v in e.items() if k not in ("arrival", "processed")} for e in reply.events]
+        result = FileResult(str(path), finals=[e for e in events if e["type"] == "final"],
+                            audio_seconds=len(wave) / 16000, compute_seconds=time.perf_counter() - t0)
+        source.latency_ms = reply.ready.get("latency_ms", 0.0)
+        return iter(events), result
+
+    source.latency_ms = 0.0
     return source
 
 
