@@ -218,7 +218,11 @@ def write_md(result, path):
               + (f"; held at every N tried (limit not reached): {', '.join(t['held_at_every_n_tried'])}"
                  if t["held_at_every_n_tried"] else "") + ".", "",
               f"Target at 30 streams (Batch Dispatch): final median < 50 ms and p98 < 150 ms: "
-              f"{t['at_30']}.", ""]
+              f"{t['at_30']}.", "",
+              "Reproduce (under the shared lock, on a quiet machine): `python -m benchmarks.serve_load "
+              "--checkpoint exp/tiny-stream/checkpoints/best.pt --manifest exp/tiny-stream/manifests/test.jsonl "
+              f"--streams {','.join(str(n) for n in result['streams_tried'])} "
+              f"--round-seconds {result['round_seconds']:g}`.", ""]
     from ds2cli.fileio import write_text
 
     write_text(path, "\n".join(lines))
@@ -262,7 +266,7 @@ def main():
         f"median {r30['final_latency_ms']['median']} ms, p98 {r30['final_latency_ms']['p98']} ms: "
         + ("met" if r30["final_latency_ms"]["p98"] is not None and r30["final_latency_ms"]["median"] < 50
            and r30["final_latency_ms"]["p98"] < 150 else "not met"))
-    result = {"benchmark": "serve_load", "checkpoint": "/".join(Path(args.checkpoint).parts[-3:]),
+    result = {"benchmark": "serve_load", "streams_tried": [int(x) for x in args.streams.split(",")], "checkpoint": "/".join(Path(args.checkpoint).parts[-3:]),
               "manifest": "/".join(Path(args.manifest).parts[-3:]), "chunk_ms": int(CHUNK_S * 1000),
               "round_seconds": args.round_seconds, "threads": args.threads, "method": "greedy",
               "cpus": os.cpu_count(), "bound_ms": args.bound_ms, "paper_ms": {str(k): v for k, v in PAPER.items()},
