@@ -59,6 +59,15 @@ class DataConfig:
     stats_utterances: int = 500
     options: dict = field(default_factory=dict)  # corpus-specific, passed to its collect()
 
+    def __post_init__(self):
+        from ds2cli.validation import check_fields
+
+        check_fields(self, {"vocab_size": ">= 0", "jobs": ">= 1", "seed": ">= 0", "stats_utterances": ">= 1"})
+        if self.units not in ("char", "bpe"):
+            raise ValueError(f"units must be 'char' or 'bpe', not {self.units!r}")
+        if not isinstance(self.options, dict):
+            raise ValueError(f"options must be a table, not {self.options!r}")
+
 
 def prepare_recipe(recipe: dict, out_dir, *, data_dir: str | None = None, jobs: int | None = None,
                    force: bool = False, quiet: bool = True) -> "PrepareReport":

@@ -17,6 +17,13 @@ class FeatureConfig:
     window_ms: float = 20.0
     hop_ms: float = 10.0
 
+    def __post_init__(self):
+        from ds2cli.validation import check_fields
+
+        check_fields(self, {"sample_rate": "[1000, 384000]", "window_ms": "[1, 1000]", "hop_ms": "(0, 1000]"})
+        if self.hop_length < 1:
+            raise ValueError(f"hop_ms {self.hop_ms:g} is less than one sample at {self.sample_rate} Hz")
+
     @property
     def n_fft(self) -> int:
         return int(round(self.sample_rate * self.window_ms / 1000))  # 320 at 16 kHz

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ds2cli.recurrence import gru_layer
+from ds2cli.validation import check_fields, check_value
 
 RELU_CLIP = 20.0  # DS2's clipped ReLU: min(max(x, 0), 20)
 
@@ -26,6 +27,25 @@ class ConvLayer:
     channels: int = 32
     kernel: tuple[int, int] = (41, 11)  # (frequency, time); frequency ignored for 1D
     stride: tuple[int, int] = (2, 2)
+
+    def __post_init__(self):
+        check_fields(self, {"channels": ">= 1"})
+        for name in ("kernel", "stride"):
+            value = getattr(self, name)
+            if not isinstance(value, (list, tuple)) or len(value) != 2:
+                raise ValueError(f"conv {name} must be [frequency, time], two integers >= 1, not {value!r}")
+            for v in value:
+                check_value(f"conv {name}", v, "int", ">= 1")
+            setattr(self, name, tuple(value))
+
+    @classmethod
+    def parse(cls, c) -> "ConvLayer":
+        """A ConvLayer, or a {channels, kernel, stride} table of a recipe."""
+        if isinstance(c, ConvLayer):
+            return c
+        if not isinstance(c, dict) or set(c) - {"channels", "kernel", "stride"}:
+            raise ValueError(f"conv layers must be tables of channels, kernel and stride, not {c!r}")
+        return cls(**c)
 
 
 @dataclass
@@ -45,10 +65,15 @@ class ModelConfig:
     n_bins: int = 161
 
     def __post_init__(self):
-        self.conv = [c if isinstance(c, ConvLayer) else ConvLayer(c["channels"], tuple(c["kernel"]),
-                                                                   tuple(c["stride"])) for c in self.conv]
-        for c in self.conv:
-            c.kernel, c.stride = tuple(c.kernel), tuple(c.stride)
+        check_fields(self, {"rnn_layers": "[1, 7]", "rnn_hidden": ">= 1", "lookahead": ">= 0",
+                            "n_bins": ">= 1"})
+        if not isinstance(self.conv, (list, tuple)):
+            raise ValueError(f"conv must be a list of conv layers, not {self.conv!r}")
+        self.conv = [ConvLayer.parse(c) for c in self.conv]
+        if not isinstance(self.fc_hidden, (list, tuple)):
+            raise ValueError(f"fc_hidden must be a list of layer sizes, not {self.fc_hidden!r}")
+        for size in self.fc_hidden:
+            check_value("fc_hidden sizes", size, "int", ">= 1")
         if self.conv_type not in ("1d", "2d"):
             raise ValueError(f"conv_type must be '1d' or '2d', not {self.conv_type!r}")
         if self.rnn_type not in ("rnn", "gru", "lstm"):

@@ -16,6 +16,10 @@ except ModuleNotFoundError:  # Python 3.10
 
 from ds2cli.errors import RecipeError
 
+SECTIONS = ("data", "features", "model", "train", "augment", "lm", "decode")  # tables a recipe may have
+TOP_LEVEL = ("name", "description", "_path", "_set")  # plain values a recipe may have
+
+
 def recipe_dirs() -> list[Path]:
     """Where recipe names are looked up: ./recipes first (a user's own), then the recipes that ship
     with ds2cli (the `ds2cli.recipes` package: an installed ds2cli is a plain folder on disk)."""
@@ -64,25 +68,47 @@ def load_recipe(name_or_path: str, overrides: list[str] = ()) -> dict:
         raise RecipeError(f"{path}: not valid TOML ({err})") from None
     recipe.setdefault("name", path.stem)
     recipe["_path"] = str(path)
-    return apply_overrides(recipe, overrides)
+    check_sections(recipe, str(path))
+    recipe = apply_overrides(recipe, overrides)
+    check_sections(recipe, "--set")
+    return recipe
 
 
-def apply_overrides(recipe: dict, overrides: list[str]) -> dict:
+def check_sections(recipe: dict, where: str) -> None:
+    """An unknown section (a typo such as [trian]) is an error, as unknown keys are."""
+    unknown = sorted(set(recipe) - set(SECTIONS) - set(TOP_LEVEL))
+    if unknown:
+        raise RecipeError(f"{where}: unknown section(s) {', '.join(unknown)} (known: {', '.join(SECTIONS)})")
+    for name in SECTIONS:
+        if name in recipe and not isinstance(recipe[name], list if name == "augment" else dict):
+            raise RecipeError(f"{where}: {name} must be a {'list of tables' if name == 'augment' else 'table'}, "
+                              f"not {recipe[name]!r}")
+    if not isinstance(recipe.get("name", ""), str):
+        raise RecipeError(f"{where}: name must be a string, not {recipe['name']!r}")
+
+
+def apply_overrides(recipe: dict, overrides: list[str], sections: bool = True) -> dict:
+    """Apply `section.key=value` overrides (TOML values; a bare word is a string) and note them
+    in recipe["_set"] so an error can name them. With sections=False, plain `key=value` options."""
     recipe = copy.deepcopy(recipe)
+    flag = "--set" if sections else "--option"
     for item in overrides:
         key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise RecipeError(f"override {item!r}: expected section.key=value")
+        *parents, leaf = key.strip().split(".")
+        if not sep or not key.strip() or (sections and not (parents or leaf in TOP_LEVEL[:2])):
+            raise RecipeError(f"{flag} {item!r}: expected " +
+                              ("SECTION.KEY=VALUE, e.g. train.epochs=5" if sections else "KEY=VALUE"))
         try:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw  # a bare word: take it as a string
-        *parents, leaf = key.strip().split(".")
+        if sections:
+            recipe.setdefault("_set", {}).setdefault(parents[0] if parents else leaf, []).append(item)
         node = recipe
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise RecipeError(f"override {item!r}: {part!r} is not a section")
+                raise RecipeError(f"{flag} {item!r}: {part!r} is not a section")
         node[leaf] = value
     return recipe
 
@@ -95,6 +121,8 @@ def section(recipe: dict, name: str, cls):
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     where = recipe.get("_path", recipe.get("name", "recipe"))
+    if name in recipe.get("_set", {}):
+        where += " with --set " + " --set ".join(recipe["_set"][name])
     if unknown:
         raise RecipeError(f"{where}: unknown key(s) in [{name}]: {', '.join(unknown)} "
                           f"(known: {', '.join(sorted(known))})")

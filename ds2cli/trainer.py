@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from ds2cli.checkpoint import build_checkpoint, load_checkpoint, save_checkpoint
 from ds2cli.errors import DS2Error
 from ds2cli.fileio import write_json, write_jsonl, write_text
+from ds2cli.validation import check_fields, check_value
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -59,7 +60,15 @@ class TrainConfig:
     dev_max_utterances: int = 0  # validate on the first N dev utterances (0: all)
     noise_dir: str = ""  # noise recordings for [[augment]] type "noise" ("": generated noise)
 
+    RANGES = {"lr": "> 0", "momentum": "[0, 1)", "anneal": "> 0", "warmup_steps": ">= 0",
+              "weight_decay": ">= 0", "grad_clip": ">= 0", "max_batch_seconds": "> 0", "max_batch_size": ">= 0",
+              "accumulate": ">= 1", "epochs": ">= 1", "max_steps": ">= 0", "max_duration": ">= 0", "seed": ">= 0",
+              "threads": ">= 0", "num_workers": ">= 0", "keep_last": ">= 0", "keep_best": ">= 0",
+              "save_every": ">= 0", "max_bad_batches": ">= 1", "log_every": ">= 1", "dev_max_utterances": ">= 0"}
+
     def __post_init__(self):
+        check_fields(self, self.RANGES)
+        check_device(self.device)
         if self.optimizer not in ("sgd", "adamw"):
             raise ValueError(f"optimizer must be 'sgd' or 'adamw', not {self.optimizer!r}")
         if self.precision not in PRECISIONS:
@@ -128,7 +137,23 @@ def ctc_loss_sum(model, batch, device) -> tuple[torch.Tensor, torch.Tensor]:
     return loss, out_lengths
 
 
+DEVICE_NAMES = "auto, cpu, cuda or cuda:N"
+
+
+def check_device(name) -> None:
+    """A ValueError unless `name` is a device this program knows how to ask for."""
+    import re
+
+    if not isinstance(name, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
+        raise ValueError(f"device must be {DEVICE_NAMES}, not {name!r}")
+
+
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """The torch device for `name`; a DS2Error for a name not known or a GPU that is not there."""
+    try:
+        check_device(name)
+    except ValueError as err:
+        raise DS2Error(f"--device: {err}") from None
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and torch.cuda.is_available():

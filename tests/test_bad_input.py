@@ -280,3 +280,85 @@ def test_prepare_skips_one_bad_file(tmp_path, name, make_bad, reason):
     assert report["skipped"] == {reason: 1}
     assert report["splits"]["train"]["utterances"] == 5
     assert "bad.wav" in result.stderr and "skipped 1" in result.output
+
+
+# ---------------------------------------------------------------- class 4: wrong types and values
+
+# (--set override or extra recipe text, words the one error line must contain)
+BAD_RECIPE_VALUES = [
+    (["--set", "train.lr=-1"], ["lr", "> 0", "--set train.lr=-1"]),
+    (["--set", "train.lr=nan"], ["lr", "> 0"]),
+    (["--set", "train.lr=fast"], ["lr", "a number"]),
+    (["--set", 'train.epochs="six"'], ["epochs", "an integer"]),
+    (["--set", "model.rnn_hidden=0"], ["rnn_hidden", ">= 1"]),
+    (["--set", "model.rnn_hidden=2.5"], ["rnn_hidden", "an integer"]),
+    (["--set", "features.window_ms=-20"], ["window_ms", "[1, 1000]"]),
+    (["--set", "features.sample_rate=0"], ["sample_rate"]),
+    (["--set", "model.conv=[{channels = 8, kernel = [1, -5], stride = [1, 2]}]"], ["kernel", ">= 1"]),
+    (["--set", "model.conv=[{channels = 8, size = 3}]"], ["conv", "channels, kernel and stride"]),
+    (["--set", "model.conv=3"], ["conv", "a list"]),
+    (["--set", "train.momentum=2"], ["momentum", "[0, 1)"]),
+    (["--set", "train.sortagrad=1"], ["sortagrad", "true or false"]),
+    (["--set", "trian.epochs=3"], ["unknown section", "trian"]),
+    (["--set", "train=5"], ["--set", "train=5", "SECTION.KEY=VALUE"]),
+    (["--set", "train.epoch=5"], ["unknown key", "epoch"]),
+    (["--device", "banana"], ["--device", "banana"]),
+    (["--set", "train.device=\"gpu\""], ["device", "cuda:N"]),
+]
+
+
+@pytest.mark.parametrize("args,words", BAD_RECIPE_VALUES, ids=[" ".join(c[0]) for c in BAD_RECIPE_VALUES])
+def test_bad_recipe_value_is_one_line_naming_it(tmp_path, args, words):
+    exp, _ = make_exp(tmp_path / "exp", n=2)
+    result = run_cli(["train", "--recipe", write_recipe(tmp_path / "unit.toml"), "--exp-dir", exp, "--json"] + args)
+    assert_one_line_error(result, *words)
+    assert not (exp / "checkpoints").exists()
+
+
+def test_unknown_recipe_section_in_the_file(tmp_path):
+    recipe = write_recipe(tmp_path / "unit.toml", "[trian]\nepochs = 3\n")
+    result = run_cli(["train", "--recipe", recipe, "--exp-dir", tmp_path / "exp"])
+    assert_one_line_error(result, "unit.toml", "unknown section", "trian")
+
+
+# (command line after `ds2cli`, words the error line must contain); {ckpt} is a tiny checkpoint
+BAD_OPTIONS = [
+    (["ntm", "copy", "--steps", "0"], ["steps", ">= 1"]),
+    (["ntm", "copy", "--lr", "nan"], ["lr", "> 0"]),
+    (["lm", "build", "{text}", "--order", "12", "--out", "{tmp}/lm"], ["order", "[1, 6]"]),
+    (["lm", "build", "{text}", "--prune", "0 x", "--out", "{tmp}/lm"], ["prune"]),
+    (["decode", "{wav}", "--checkpoint", "{ckpt}", "--alpha", "nan"], ["alpha"]),
+    (["decode", "{wav}", "--checkpoint", "{ckpt}", "--beta", "inf"], ["beta"]),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A random-weight ds2cli checkpoint (nothing here needs a trained model)."""
+    from ds2cli.checkpoint import build_checkpoint, save_checkpoint
+    from ds2cli.features import FeatureConfig, FeatureStats
+    from ds2cli.model import ConvLayer, DeepSpeech2, ModelConfig
+    from ds2cli.text import CharTokenizer
+
+    torch.manual_seed(0)
+    tok = CharTokenizer(["a", "b", " "])
+    cfg = ModelConfig(conv_type="1d", conv=[ConvLayer(8, (1, 5), (1, 2))], rnn_layers=1, rnn_hidden=8)
+    path = tmp_path_factory.mktemp("ckpt") / "exp" / "checkpoints" / "best.pt"
+    fc = FeatureConfig()
+    save_checkpoint(path, build_checkpoint(DeepSpeech2(cfg, len(tok)), tok, fc,
+                                           FeatureStats([0.0] * fc.n_bins, [1.0] * fc.n_bins),
+                                           recipe={"name": "tiny-test"}))
+    return path
+
+
+def fill(args: list[str], tmp_path: Path, ckpt: Path) -> list[str]:
+    text = tmp_path / "text.txt"
+    text.write_text("a b\nb a\na a b\n")
+    wav = write_wav(tmp_path / "one.wav", tone(0.5))
+    return [a.format(tmp=tmp_path, text=text, wav=wav, ckpt=ckpt) for a in args]
+
+
+@pytest.mark.parametrize("args,words", BAD_OPTIONS, ids=[" ".join(c[0][:3]) for c in BAD_OPTIONS])
+def test_bad_option_is_one_line_naming_it(tmp_path, tiny_checkpoint, args, words):
+    result = run_cli(fill(args, tmp_path, tiny_checkpoint), cwd=tmp_path)
+    assert_one_line_error(result, *words)

@@ -151,7 +151,7 @@ def test_cli_errors(tmp_path):
     assert res.exit_code == 1 and "bad.pt" in res.output and "Traceback" not in res.output
     res = runner.invoke(main, ["ntm", "copy", "--eval-only"])
     assert res.exit_code == 1 and "--eval-only needs --checkpoint" in res.output
-    res = runner.invoke(main, ["ntm", "repeat-copy", "--steps", "0", "--eval-len", "7", "--out", str(tmp_path)])
+    res = runner.invoke(main, ["ntm", "repeat-copy", "--steps", "1", "--eval-len", "7", "--out", str(tmp_path)])
     assert res.exit_code == 1 and "LENGTHxREPEATS" in res.output
 
 

@@ -11,7 +11,7 @@ CORPORA = ["librispeech", "aishell", "fsdd", "arctic", "generic", "synth"]
 def _parse_options(values: tuple[str, ...]) -> dict:
     from ds2cli.recipe import apply_overrides
 
-    return apply_overrides({}, list(values))
+    return apply_overrides({}, list(values), sections=False)
 
 
 @click.command(short_help="Turn a corpus on disk into manifests, alphabet and feature stats.")

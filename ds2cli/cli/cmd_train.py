@@ -73,6 +73,12 @@ def train(recipe, data_dir, exp_dir, sets, nproc, resume, longest_first, device,
     from pathlib import Path
 
     from ds2cli.recipe import experiment_dir, load_recipe
+    from ds2cli.trainer import check_device
+
+    try:
+        check_device(device or "auto")  # cheap checks before any preparation
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--device") from None
 
     sets = list(sets) + ([f"train.threads={threads}"] if threads else [])  # workers inherit it
     overrides = list(sets)

@@ -3,6 +3,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from ds2cli.validation import check_fields
+
+MAX_ORDER = 6  # KenLM's build_binary and query code are compiled for at most 6-grams
+
+BEAM_RANGES = {"beam_size": ">= 1", "alpha": ">= 0", "cutoff_prob": "(0, 1]", "cutoff_top_n": ">= 1",
+               "unk_offset": "<= 0", "nbest": ">= 1", "beam_threshold": "> 0"}
+
 
 @dataclass
 class LMConfig:
@@ -16,12 +23,16 @@ class LMConfig:
     memory: str = "auto"  # lmplz -S: "auto" (sized to the corpus), "20%", "1G", ...
 
     def __post_init__(self):
+        if isinstance(self.prune, str):
+            try:
+                self.prune = [int(x) for x in self.prune.replace(",", " ").split()]
+            except ValueError:
+                raise ValueError(f"prune must be integers, e.g. '0 0 1', not {self.prune!r}") from None
+        check_fields(self, {"order": f"[1, {MAX_ORDER}]", "top_k": ">= 0"})
+        if not isinstance(self.prune, list) or any(isinstance(x, bool) or not isinstance(x, int) for x in self.prune):
+            raise ValueError(f"prune must be a list of integers, e.g. [0, 0, 1], not {self.prune!r}")
         if self.level not in ("auto", "word", "char"):
             raise ValueError(f"level must be 'auto', 'word' or 'char', not {self.level!r}")
-        if self.order < 1:
-            raise ValueError("order must be at least 1")
-        if isinstance(self.prune, str):
-            self.prune = [int(x) for x in self.prune.replace(",", " ").split()]
         if any(b < a for a, b in zip(self.prune, self.prune[1:])) or any(x < 0 for x in self.prune):
             raise ValueError(f"prune thresholds must be non-negative and non-decreasing, not {self.prune}")
         if self.top_k < 0:
@@ -47,6 +58,7 @@ class DecodeConfig:
     precision: str = "fp32"  # "fp32", "bf16", "fp16" (GPU only)
 
     def __post_init__(self):
+        check_fields(self, {**BEAM_RANGES, "batch_size": ">= 1"})
         if self.method not in ("auto", "greedy", "beam"):
             raise ValueError(f"method must be 'auto', 'greedy' or 'beam', not {self.method!r}")
         self.beam_options()  # validates
@@ -78,6 +90,7 @@ class BeamOptions:
     beam_threshold: float = 10.0  # drop candidates this far (natural log) below the frame's best
 
     def __post_init__(self):
+        check_fields(self, BEAM_RANGES)
         if self.beam_size < 1:
             raise ValueError("beam_size must be >= 1")
         if not 0.0 < self.cutoff_prob <= 1.0:

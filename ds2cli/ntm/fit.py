@@ -84,6 +84,15 @@ class NTMTrainConfig:
     # learning rate from then on. None: never.
     rollback_above: float | None = None
 
+    def __post_init__(self):
+        from ds2cli.validation import check_fields
+
+        check_fields(self, {"steps": ">= 1", "batch_size": ">= 1", "lr": "> 0", "momentum": "[0, 1)",
+                            "alpha": "(0, 1)", "eps": "> 0", "clip": "> 0", "seed": ">= 0",
+                            "checkpoint_every": ">= 1", "val_sequences": ">= 1", "select_len": ">= 1",
+                            "lr_drop_below": ">= 0", "lr_drop": "(0, 1]", "warmup_steps": ">= 0",
+                            "lr_final": "[0, 1]", "decay_at": "[0, 1]", "rollback_above": "> 0"})
+
     def to_dict(self) -> dict:
         return asdict(self)
 

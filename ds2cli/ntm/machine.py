@@ -46,6 +46,13 @@ class NTMConfig:
     # "sequential" (biased to move one row per step: SEQUENTIAL_WRITE_BIAS).
     write_init: str = "free"
 
+    def __post_init__(self):
+        from ds2cli.validation import check_fields
+
+        check_fields(self, {"input_size": ">= 1", "output_size": ">= 1", "hidden_size": ">= 1", "layers": ">= 1",
+                            "read_heads": ">= 1", "write_heads": ">= 0", "memory_rows": ">= 1",
+                            "memory_width": ">= 1", "shift_range": ">= 0"})
+
     def to_dict(self) -> dict:
         return asdict(self)
 

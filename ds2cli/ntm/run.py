@@ -129,14 +129,21 @@ def _build_run(opts: NTMOptions) -> Run:
     if opts.controller_layers is not None:
         model_cfg.layers = opts.controller_layers
     steps, batch_size, ntm_lr = DEFAULT_TRAINING[task.name]
-    train_cfg = NTMTrainConfig(steps=opts.steps if opts.steps is not None else steps,
-                            batch_size=opts.batch_size or batch_size,
-                            lr=opts.lr or (ntm_lr if opts.model == "ntm" else lr),
-                            momentum=opts.momentum, clip=opts.clip, seed=opts.seed,
-                            checkpoint_every=opts.checkpoint_every, select_len=SELECT_LEN.get(task.name),
-                            lr_drop_below=None if task.name in NO_LR_DROP else NTMTrainConfig.lr_drop_below,
-                            **(NTM_TRAIN_DEFAULTS.get(task.name, {}) if opts.model == "ntm" else {}))
+    try:
+        train_cfg = _train_config(opts, task, steps, batch_size, ntm_lr if opts.model == "ntm" else lr)
+    except ValueError as err:
+        raise DS2Error(f"ntm training option: {err}") from None
     return new_run(task, model_cfg, train_cfg)
+
+
+def _train_config(opts, task, steps, batch_size, lr) -> NTMTrainConfig:
+    return NTMTrainConfig(steps=opts.steps if opts.steps is not None else steps,
+                       batch_size=opts.batch_size or batch_size,
+                       lr=opts.lr if opts.lr is not None else lr,
+                       momentum=opts.momentum, clip=opts.clip, seed=opts.seed,
+                       checkpoint_every=opts.checkpoint_every, select_len=SELECT_LEN.get(task.name),
+                       lr_drop_below=None if task.name in NO_LR_DROP else NTMTrainConfig.lr_drop_below,
+                       **(NTM_TRAIN_DEFAULTS.get(task.name, {}) if opts.model == "ntm" else {}))
 
 
 def run_ntm(opts: NTMOptions, report: Callable[[dict], None] | None = None) -> NTMResult:
