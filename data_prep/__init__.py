@@ -8,5 +8,6 @@ PREPARERS = {
     "fsdd": "data_prep.fsdd",
     "arctic": "data_prep.arctic",
     "generic": "data_prep.generic",
+    "kaldi": "data_prep.kaldi",
     "synth": "data_prep.synth",
 }
