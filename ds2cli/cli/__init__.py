@@ -10,6 +10,7 @@ COMMANDS = {
     "align": ("ds2cli.cli.align", "align", "CTC forced alignment, timestamps and filtering of bad transcripts."),
     "augment": ("ds2cli.cli.augment", "augment", "Write noise/speed-augmented copies of a manifest's audio."),
     "train": ("ds2cli.cli.train", "train", "Train a Deep Speech 2 model from a recipe."),
+    "average": ("ds2cli.cli.average", "average", "Average the last or best K epoch checkpoints into one."),
     "decode": ("ds2cli.cli.decode", "decode", "Transcribe audio files or a manifest (greedy or KenLM beam search)."),
     "score": ("ds2cli.cli.score", "score", "WER/CER of hypotheses against references."),
     "lm": ("ds2cli.cli.lm", "lm", "Build KenLM language models."),
