@@ -139,3 +139,43 @@ def test_speechocean762(speechocean_dir, tmp_path):
     hours = sum(v["hours"] for v in report.splits.values())
     assert 5.0 < hours < 6.0  # the README: 5.57 h
     assert rows["train"][0]["text"] == rows["train"][0]["text"].lower()
+
+
+def _small_speechocean(src: Path, dst: Path, speakers: dict[str, int]):
+    """A Kaldi copy of a few speakers of speechocean762 (`split` -> how many speakers), pointing
+    at the original audio (nothing copied)."""
+    for split, n in speakers.items():
+        u2s = [line.split() for line in (src / split / "utt2spk").read_text().splitlines()]
+        keep = sorted({s for _, s in u2s})[:n]
+        utts = {u for u, s in u2s if s in keep}
+        for name in ("wav.scp", "text", "utt2spk", "spk2gender"):
+            lines = (src / split / name).read_text().splitlines()
+            col = {"spk2gender": keep}.get(name, utts)
+            lines = [line for line in lines if line.split()[0] in col]
+            if name == "wav.scp":
+                lines = [f"{k} {src / p}" for k, p in (line.split(maxsplit=1) for line in lines)]
+            _write(dst / split, name, lines)
+
+
+def test_speechocean_recipe_trains_and_decodes_end_to_end(speechocean_dir, noise_dir, tmp_path):
+    """The shipped recipe through the CLI on 4 + 1 training and 1 test speaker, its model made
+    small and trained 3 steps: prepare, train, LM build and beam decoding of the test split."""
+    _small_speechocean(speechocean_dir, tmp_path / "so", {"train": 5, "test": 1})
+    exp = tmp_path / "exp"
+    sets = ["model.rnn_hidden=32", "model.conv=[{channels = 16, kernel = [1, 5], stride = [1, 3]}]",
+            "train.max_steps=3", "train.num_workers=0", "train.threads=1", f"train.noise_dir={json.dumps(str(noise_dir))}",
+            "data.options.dev_speakers=1", "data.stats_utterances=20"]
+    result = CliRunner().invoke(main, ["train", "--recipe", "speechocean", "--data-dir", str(tmp_path / "so"),
+                                       "--exp-dir", str(exp), "--json", "--quiet"]
+                                + [a for s in sets for a in ("--set", s)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["steps"] == 3
+    report = json.loads((exp / "prepare_report.json").read_text())
+    assert report["splits"]["dev"]["utterances"] == 20 and report["splits"]["train"]["utterances"] == 80
+    result = CliRunner().invoke(main, ["decode", "--checkpoint", str(exp / "checkpoints/last.pt"), "--manifest",
+                                       str(exp / "manifests/test.jsonl"), "--out", str(tmp_path / "hyp.jsonl"),
+                                       "--beam-size", "4"])
+    assert result.exit_code == 0, result.output
+    assert "decoded 20 of 20 utterances" in result.output and "WER" in result.output
+    assert (exp / "lm" / "lm.bin").is_file()  # built from the training text
+    assert len((tmp_path / "hyp.jsonl").read_text().splitlines()) == 20
