@@ -120,7 +120,8 @@ class Decoder:
             check_fit(lm, self.tokenizer, self.level)
         self.method = config.method if config.method != "auto" else ("beam" if lm is not None else "greedy")
         self.config = dataclasses.replace(config, method=self.method)
-        self.scorer: Scorer = make_scorer(self.tokenizer, lm, self.level or "word", config.unk_offset)
+        self.scorer: Scorer = make_scorer(self.tokenizer, lm, self.level or "word", config.unk_offset,
+                                           config.unk_char_offset)
         self.meta = {**(meta or {}), "method": self.method, "lm": str(lm.path) if lm else None,
                      "lm_level": self.level, **self.config.to_dict()}
 

@@ -40,6 +40,9 @@ class DecodeConfig:
     cutoff_prob: float = 0.99  # DS2 character pruning: cumulative probability kept per frame
     cutoff_top_n: int = 40  # ... and at most this many characters per frame
     unk_offset: float = -10.0  # extra natural-log LM cost of an out-of-vocabulary word
+    # < 0: an out-of-vocabulary word costs this per character instead (no <unk> probability,
+    # no unk_offset), so gluing unknown words together never pays (see decode/scorer.py)
+    unk_char_offset: float = 0.0
     nbest: int = 1
     recombine: bool = True  # keep only the best of prefixes whose futures score alike
     beam_threshold: float = 10.0  # drop candidates this far (natural log) below the frame's best
@@ -52,6 +55,8 @@ class DecodeConfig:
         self.beam_options()  # validates
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if self.unk_char_offset > 0:
+            raise ValueError("unk_char_offset is a cost: it must be <= 0")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be fp32, bf16 or fp16, not {self.precision!r}")
 
