@@ -48,8 +48,14 @@ class DecodeConfig:
     beam_threshold: float = 10.0  # drop candidates this far (natural log) below the frame's best
     batch_size: int = 16  # utterances per network batch
     precision: str = "fp32"  # "fp32", "bf16", "fp16" (GPU only)
+    # quiet added at each end of an utterance (at least half the convolutions' receptive field;
+    # 0: none), so clips cut tight around the speech keep their first and last words (edges.py);
+    # recipes whose test audio is cut tight set it (digits: 150)
+    edge_pad_ms: float = 0.0
 
     def __post_init__(self):
+        if self.edge_pad_ms < 0:
+            raise ValueError("edge_pad_ms must be >= 0")
         if self.method not in ("auto", "greedy", "beam"):
             raise ValueError(f"method must be 'auto', 'greedy' or 'beam', not {self.method!r}")
         self.beam_options()  # validates
