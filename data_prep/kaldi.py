@@ -22,7 +22,7 @@ import random
 import re
 from pathlib import Path
 
-from data_prep.common import Collected, Item, Skip
+from ds2cli.data_prep.common import Collected, Item, Skip
 from ds2cli.errors import DS2Error
 
 LANGUAGE = "en"

@@ -42,7 +42,7 @@ def test_decoder_pads_and_reports_times_of_the_unpadded_audio(tmp_path):
     import soundfile as sf
     import torch
 
-    from ds2cli.decode.api import Decoder
+    from ds2cli.decode.decoder import Decoder
     from ds2cli.features import FeatureConfig, FeatureStats
     from ds2cli.inference import Recognizer
     from ds2cli.model import ConvLayer, DeepSpeech2, ModelConfig

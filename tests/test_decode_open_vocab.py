@@ -9,7 +9,7 @@ from ds2cli.decode.beam import beam_search
 from ds2cli.decode.config import BeamOptions, DecodeConfig, LMConfig
 from ds2cli.decode.lm import load_lm
 from ds2cli.decode.lm_build import build_lm
-from ds2cli.decode.scorer import make_scorer
+from ds2cli.decode.lm_scorer import make_scorer
 from ds2cli.text import CharTokenizer
 
 EN = CharTokenizer.english()

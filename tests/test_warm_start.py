@@ -27,7 +27,7 @@ def _retokenize(exp, vocab_extra: str):
 
 
 def test_init_from_loads_matching_layers_and_the_output_layer_only_for_the_same_alphabet(tmp_path, arctic_dir):
-    from ds2cli.train import Trainer, train
+    from ds2cli.trainer import Trainer, train
 
     src = make_exp(tmp_path / "src", arctic_dir)
     train(small_recipe(epochs=1, max_steps=2), src)
@@ -57,7 +57,7 @@ def test_init_from_loads_matching_layers_and_the_output_layer_only_for_the_same_
 
 def test_init_from_skips_other_shapes_and_refuses_what_is_not_a_checkpoint(tmp_path, arctic_dir):
     from ds2cli.cli import main
-    from ds2cli.train import Trainer, train
+    from ds2cli.trainer import Trainer, train
 
     src = make_exp(tmp_path / "src", arctic_dir)
     train(small_recipe(epochs=1, max_steps=1), src)
@@ -103,7 +103,7 @@ def test_epoch_selection_follows_the_weights_and_is_replayable():
 
 def test_pooled_manifest_joins_every_epoch(tmp_path, arctic_dir):
     from ds2cli.manifest import read_manifest, write_manifest
-    from ds2cli.train import Trainer
+    from ds2cli.trainer import Trainer
 
     own = make_exp(tmp_path / "own", arctic_dir, n_train=4, n_dev=2)
     other = make_exp(tmp_path / "other", arctic_dir, n_train=12, n_dev=0)
@@ -142,7 +142,7 @@ def test_pooled_manifest_joins_every_epoch(tmp_path, arctic_dir):
 def test_average_of_identical_checkpoints_is_itself_and_of_two_the_mean(tmp_path, arctic_dir):
     from ds2cli.average import average_checkpoints, average_states
     from ds2cli.cli import main
-    from ds2cli.train import train
+    from ds2cli.trainer import train
 
     exp = make_exp(tmp_path / "exp", arctic_dir)
     report = train(small_recipe(epochs=3, keep_best=1, keep_last_epochs=2), exp)
