@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from ds2cli.decode.beam import beam_search, greedy_search, prune_log_probs
+from ds2cli.decode.beam import BeamSearch, GreedySearch, beam_search, greedy_search, prune_log_probs
 from ds2cli.decode.config import BeamOptions, LMConfig
 from ds2cli.decode.lm import load_lm
 from ds2cli.decode.lm_build import build_lm
@@ -308,3 +308,95 @@ def test_lookup_tables_equal_the_general_word_scorer(en_lm):
     for a, b in zip(fast.children(pairs_state, pairs_trie, pairs_token)[:2],
                     general.children(pairs_state, pairs_trie, pairs_token)[:2]):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+# -- incremental search (streams) ------------------------------------------------------------------
+def noisy(tok, text: str, seed: int, scale: float = 1.5) -> np.ndarray:
+    """`text` spelled, blurred by random noise so that many prefixes stay alive."""
+    rng = np.random.default_rng(seed)
+    lp = spell(tok, text)
+    return normalised(lp + rng.normal(size=lp.shape) * scale)
+
+
+def chunkings(n_frames: int, rng) -> list[list[int]]:
+    """Chunk sizes covering n_frames: one frame at a time, random sizes (empty chunks included)."""
+    out = [[1] * n_frames]
+    for _ in range(3):
+        sizes, left = [], n_frames
+        while left:
+            size = min(left, int(rng.integers(0, 9)))
+            sizes.append(size)
+            left -= size
+        out.append(sizes)
+    return out
+
+
+def _summary(hyps) -> list:
+    return [(h.tokens, h.frames, h.words) for h in hyps]
+
+
+@pytest.mark.parametrize("with_lm", [False, True])
+def test_chunked_search_equals_one_shot(en_lm, with_lm):
+    rng = np.random.default_rng(1)
+    scorer = make_scorer(EN, en_lm if with_lm else None, "word")
+    opts = BeamOptions(beam_size=12, alpha=0.8, beta=1.0, nbest=4)
+    for seed, text in enumerate(["the cat sat on the mat", "a dog ran on the log"]):
+        lp = noisy(EN, text, seed)
+        whole = beam_search(lp, scorer, opts)
+        assert len(whole) >= 2
+        for sizes in chunkings(len(lp), rng):
+            search, at = BeamSearch(scorer, opts), 0
+            for size in sizes:
+                search.advance(lp[at: at + size])
+                at += size
+                assert search.frames == at
+                partial = search.best()
+                assert all(0 <= f < at for f in partial.frames) and partial.frames == sorted(partial.frames)
+                assert np.isfinite(partial.score)
+            assert search.nodes.n > 50  # many prefixes were tried
+            hyps = search.finish()
+            assert _summary(hyps) == _summary(whole)
+            for a, b in zip(hyps, whole):
+                assert a.score == pytest.approx(b.score, abs=1e-9)
+                assert a.ctc_score == pytest.approx(b.ctc_score, abs=1e-9)
+                assert a.lm_score == pytest.approx(b.lm_score, abs=1e-9)
+
+
+def test_partial_result_is_a_prefix_the_search_keeps(en_lm):
+    """best() after each chunk is a prefix of the spoken text while it is spelled clearly, and
+    at the end it is the text (before </s> is scored)."""
+    text = "the dog sat on the mat"
+    lp = spell(EN, text)
+    search = BeamSearch(make_scorer(EN, en_lm, "word"), BeamOptions(16, 0.5, 1.0))
+    for at in range(0, len(lp), 5):
+        search.advance(lp[at: at + 5])
+        assert text.startswith(EN.decode(search.best().tokens))
+    assert EN.decode(search.best().tokens) == text
+    partial, final = search.best(), search.finish()[0]
+    assert EN.decode(final.tokens) == text and final.ctc_score == partial.ctc_score
+    assert (partial.words, final.words) == (5, 6)  # "mat" and </s> are scored by finish() only
+    assert final.lm_score < partial.lm_score
+
+
+def test_empty_stream_and_empty_chunks(en_lm):
+    search = BeamSearch(make_scorer(EN, en_lm, "word"), BeamOptions(8))
+    assert search.best().tokens == [] and search.frames == 0
+    assert search.finish()[0].tokens == []
+    search.advance(np.zeros((0, len(EN))))
+    assert search.finish()[0].tokens == beam_search(np.zeros((0, len(EN))), search.scorer, BeamOptions(8))[0].tokens
+    with pytest.raises(ValueError, match="tokens per frame"):
+        search.advance(np.zeros((2, len(EN) + 1)))
+
+
+def test_chunked_greedy_equals_one_shot():
+    rng = np.random.default_rng(2)
+    lp = noisy(EN, "the cat sat", 0, scale=3.0)
+    whole = greedy_search(lp)
+    for sizes in chunkings(len(lp), rng):
+        search, at = GreedySearch(), 0
+        for size in sizes:
+            search.advance(lp[at: at + size])
+            at += size
+        hyp = search.finish()[0]
+        assert (hyp.tokens, hyp.frames) == (whole.tokens, whole.frames)
+        assert hyp.score == pytest.approx(whole.score, abs=1e-9)

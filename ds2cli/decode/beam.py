@@ -15,7 +15,9 @@ beam are merged into it, the LM changes come from the scorer as (B, K) matrices,
 an LM, survivors that agree on everything their future scores depend on (LM context, unfinished
 word, last token) are then recombined: only the best stays, so spelling variants of an early
 word cannot fill the beam (pyctcdecode prunes alike).
-A frame where pruning leaves only the blank costs two vector ops."""
+A frame where pruning leaves only the blank costs two vector ops.
+BeamSearch holds the beam between calls, so a stream is decoded chunk by chunk with the same
+result as beam_search on the whole utterance; GreedySearch does the same for greedy decoding."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -53,6 +55,38 @@ def greedy_search(log_probs: np.ndarray) -> Hypothesis:
     keep = (best != 0) & np.concatenate([[True], best[1:] != best[:-1]])
     frames = np.nonzero(keep)[0]
     return Hypothesis(best[frames].tolist(), frames.tolist(), score, ctc_score=score)
+
+
+class GreedySearch:
+    """greedy_search fed frames as they come: the same tokens and frames (counted from the
+    stream's start) for any chunking; the score is summed per chunk."""
+
+    def __init__(self):
+        self.frames = 0
+        self.tokens: list[int] = []
+        self.token_frames: list[int] = []
+        self.score = 0.0
+        self.last = 0  # the previous frame's best token (blank before the first frame)
+
+    def advance(self, log_probs: np.ndarray) -> None:
+        """log_probs (t, V), t >= 0."""
+        if len(log_probs) == 0:
+            return
+        best = np.asarray(log_probs).argmax(-1)
+        self.score += float(log_probs[np.arange(len(best)), best].sum())
+        keep = (best != 0) & (best != np.concatenate([[self.last], best[:-1]]))
+        frames = np.nonzero(keep)[0]
+        self.tokens += best[frames].tolist()
+        self.token_frames += (frames + self.frames).tolist()
+        self.last = int(best[-1])
+        self.frames += len(best)
+
+    def best(self) -> Hypothesis:
+        return Hypothesis(list(self.tokens), list(self.token_frames), self.score, ctc_score=self.score)
+
+    def finish(self) -> list[Hypothesis]:
+        """[the best path], as BeamSearch.finish returns its n-best."""
+        return [self.best()]
 
 
 def prune_log_probs(log_probs: np.ndarray, cutoff_prob: float = 0.99,
@@ -132,73 +166,131 @@ class _Nodes:
         return tokens[::-1], frames[::-1]
 
 
+class BeamSearch:
+    """CTC prefix beam search over one utterance or stream, fed frames as they come.
+
+    Pruning and every step are per frame, so feeding the frames in chunks of any size gives the
+    same hypotheses as one call of beam_search on all of them. Node frames count from the start
+    of the stream. The scorer's caches are trimmed when the search starts (`trim=False` where
+    other searches share the scorer and are still running: trimming invalidates their states)."""
+
+    def __init__(self, scorer: Scorer, opts: BeamOptions = BeamOptions(), trim: bool = True):
+        if trim:
+            scorer.trim()
+        self.scorer, self.opts = scorer, opts
+        self.frames = 0  # frames consumed so far
+        self.vocab: int | None = None
+        self.recombine = opts.recombine and scorer.has_lm
+        self.nodes: _Nodes | None = None  # made with the first frames, once the vocabulary is known
+        self.beams = np.zeros(1, dtype=np.int64)
+        # log p(prefix, ending in blank / in its last token)
+        self.pb, self.pnb = np.zeros(1), np.full(1, NEG_INF)
+
+    def _start(self, vocab: int) -> None:
+        self.vocab = vocab
+        self.nodes = _Nodes(vocab, self.scorer.start_state, self.scorer.separator, self.scorer.trie_span)
+        self.frame_lp = np.full(vocab + 1, NEG_INF)  # this frame's non-blank log-probs; [vocab] = no token
+        self.column = np.full(vocab + 1, -1, dtype=np.int64)  # token -> candidate column this frame
+
+    def advance(self, log_probs: np.ndarray, pruned: tuple | None = None) -> None:
+        """Consume the next frames: log_probs (t, V) natural-log CTC posteriors (blank = 0),
+        t >= 0. `pruned` may pass prune_log_probs of these frames."""
+        log_probs = np.asarray(log_probs, dtype=np.float64)
+        n_frames, vocab = log_probs.shape
+        if self.nodes is None:
+            self._start(vocab)
+        elif vocab != self.vocab:
+            raise ValueError(f"emissions have {vocab} tokens per frame, the stream has {self.vocab}")
+        if n_frames == 0:
+            return
+        opts, scorer, nodes = self.opts, self.scorer, self.nodes
+        ids, tops, counts = pruned if pruned is not None else prune_log_probs(
+            log_probs, opts.cutoff_prob, opts.cutoff_top_n)
+        all_toks, all_tok_lp, n_toks, blank_lp = _tokens_per_frame(ids, tops, counts)
+        positions = np.arange(all_toks.shape[1])
+        alpha, beta, width = opts.alpha, opts.beta, opts.beam_size
+        sep = scorer.separator
+        recombine = self.recombine
+        frame_lp, column = self.frame_lp, self.column
+        beams, pb, pnb = self.beams, self.pb, self.pnb
+
+        for t in range(n_frames):
+            n = n_toks[t]
+            if n == 0:  # only the blank survives pruning
+                pb = np.logaddexp(pb, pnb) + blank_lp[t]
+                pnb = np.full(len(beams), NEG_INF)
+                continue
+            toks, tok_lp = all_toks[t, :n], all_tok_lp[t, :n]
+            frame_lp[toks], column[toks] = tok_lp, positions[:n]
+            total = np.logaddexp(pb, pnb)
+            last = nodes.token[beams]
+            stay_b = total + blank_lp[t]
+            stay_nb = pnb + frame_lp[last]  # the last token repeated (collapses into the same prefix)
+            # extending by the last token needs a blank in between, so only p_b feeds it
+            ext = np.where(last[:, None] == toks, pb[:, None], total[:, None]) + tok_lp
+            if sep is not None and column[sep] >= 0:
+                _merge_double_separator(sep, column[sep], last, ext, stay_nb)
+            _merge_existing(nodes, beams, ext, stay_nb, column)
+            comp = nodes.comp[beams]
+            dlm, dnw = scorer.ext_delta(nodes.state[beams], nodes.trie[beams], comp, toks)
+            nodes.comp[beams] = comp  # keep the LM lookups ext_delta made
+            bonus = nodes.bonus[beams]
+            ext_bonus = alpha * dlm + beta * dnw + bonus[:, None]  # the extensions' bonus columns
+            scores = np.concatenate([np.logaddexp(stay_b, stay_nb) + bonus, (ext + ext_bonus).ravel()])
+            keep = np.argpartition(-scores, width - 1)[:width] if len(scores) > width else np.arange(len(scores))
+            kept_scores = scores[keep]
+            within = kept_scores > max(kept_scores.max() - opts.beam_threshold, NEG_INF)  # and possible
+            keep, kept_scores = keep[within], kept_scores[within]
+            is_ext = keep >= len(beams)
+            stays, exts = keep[~is_ext], keep[is_ext]
+            rows, cols = np.divmod(exts - len(beams), n)
+            parents = beams[rows]
+            children = _new_children(nodes, scorer, parents, toks[cols], self.frames + t,
+                                     nodes.lm[parents] + dlm[rows, cols], nodes.nw[parents] + dnw[rows, cols],
+                                     ext_bonus[rows, cols])
+            beams = np.concatenate([beams[stays], children])
+            pb = np.full(len(beams), NEG_INF)
+            pb[: len(stays)] = stay_b[stays]
+            pnb = np.concatenate([stay_nb[stays], ext[rows, cols]])
+            if recombine and len(beams) > 1:
+                kept = _recombine(nodes, beams, np.concatenate([kept_scores[~is_ext], kept_scores[is_ext]]))
+                if kept is not None:
+                    beams, pb, pnb = beams[kept], pb[kept], pnb[kept]
+            frame_lp[toks], column[toks] = NEG_INF, -1
+
+        self.beams, self.pb, self.pnb = beams, pb, pnb
+        self.frames += n_frames
+
+    def best(self) -> Hypothesis:
+        """The best prefix so far, scored without finishing its last word or </s> (cheap: for
+        partial results)."""
+        if self.nodes is None:
+            return Hypothesis([], [], 0.0)
+        nodes, beams = self.nodes, self.beams
+        total = np.logaddexp(self.pb, self.pnb)
+        i = int(np.argmax(total + nodes.bonus[beams]))
+        tokens, frames = nodes.path(int(beams[i]))
+        return Hypothesis(tokens, frames, float(total[i] + nodes.bonus[beams[i]]), float(total[i]),
+                          float(nodes.lm[beams[i]]), int(nodes.nw[beams[i]]))
+
+    def finish(self) -> list[Hypothesis]:
+        """Up to `opts.nbest` hypotheses, best first, with their unfinished words and </s>
+        scored. The search can go on after it (finishing changes nothing in it)."""
+        nodes = self.nodes if self.nodes is not None else _Nodes(  # no frames yet: the empty prefix
+            1, self.scorer.start_state, self.scorer.separator, self.scorer.trie_span)
+        return _finish(nodes, self.scorer, self.beams, self.pb, self.pnb, self.opts)
+
+
 def beam_search(log_probs: np.ndarray, scorer: Scorer, opts: BeamOptions = BeamOptions(),
                 pruned: tuple | None = None) -> list[Hypothesis]:
-    """CTC prefix beam search with LM shallow fusion and character pruning.
+    """CTC prefix beam search with LM shallow fusion and character pruning, on a whole utterance.
 
     log_probs (T, V) natural-log CTC posteriors (blank = 0). `pruned` may pass the result of
     prune_log_probs for these emissions (it does not depend on alpha/beta, so tuning reuses it).
     Returns up to `opts.nbest` hypotheses, best first."""
-    log_probs = np.asarray(log_probs, dtype=np.float64)
-    n_frames, vocab = log_probs.shape
-    scorer.trim()
-    ids, tops, counts = pruned if pruned is not None else prune_log_probs(
-        log_probs, opts.cutoff_prob, opts.cutoff_top_n)
-    all_toks, all_tok_lp, n_toks, blank_lp = _tokens_per_frame(ids, tops, counts)
-    positions = np.arange(all_toks.shape[1])
-    alpha, beta, width = opts.alpha, opts.beta, opts.beam_size
-    sep = scorer.separator
-    recombine = opts.recombine and scorer.has_lm
-    nodes = _Nodes(vocab, scorer.start_state, sep, scorer.trie_span)
-    beams = np.zeros(1, dtype=np.int64)
-    pb, pnb = np.zeros(1), np.full(1, NEG_INF)  # log p(prefix, ending in blank / in its last token)
-    frame_lp = np.full(vocab + 1, NEG_INF)  # this frame's non-blank log-probs; [vocab] = no token
-    column = np.full(vocab + 1, -1, dtype=np.int64)  # token -> candidate column this frame
-
-    for t in range(n_frames):
-        n = n_toks[t]
-        if n == 0:  # only the blank survives pruning
-            pb = np.logaddexp(pb, pnb) + blank_lp[t]
-            pnb = np.full(len(beams), NEG_INF)
-            continue
-        toks, tok_lp = all_toks[t, :n], all_tok_lp[t, :n]
-        frame_lp[toks], column[toks] = tok_lp, positions[:n]
-        total = np.logaddexp(pb, pnb)
-        last = nodes.token[beams]
-        stay_b = total + blank_lp[t]
-        stay_nb = pnb + frame_lp[last]  # the last token repeated (collapses into the same prefix)
-        # extending by the last token needs a blank in between, so only p_b feeds it
-        ext = np.where(last[:, None] == toks, pb[:, None], total[:, None]) + tok_lp
-        if sep is not None and column[sep] >= 0:
-            _merge_double_separator(sep, column[sep], last, ext, stay_nb)
-        _merge_existing(nodes, beams, ext, stay_nb, column)
-        comp = nodes.comp[beams]
-        dlm, dnw = scorer.ext_delta(nodes.state[beams], nodes.trie[beams], comp, toks)
-        nodes.comp[beams] = comp  # keep the LM lookups ext_delta made
-        bonus = nodes.bonus[beams]
-        ext_bonus = alpha * dlm + beta * dnw + bonus[:, None]  # the extensions' bonus columns
-        scores = np.concatenate([np.logaddexp(stay_b, stay_nb) + bonus, (ext + ext_bonus).ravel()])
-        keep = np.argpartition(-scores, width - 1)[:width] if len(scores) > width else np.arange(len(scores))
-        kept_scores = scores[keep]
-        within = kept_scores > max(kept_scores.max() - opts.beam_threshold, NEG_INF)  # and possible
-        keep, kept_scores = keep[within], kept_scores[within]
-        is_ext = keep >= len(beams)
-        stays, exts = keep[~is_ext], keep[is_ext]
-        rows, cols = np.divmod(exts - len(beams), n)
-        parents = beams[rows]
-        children = _new_children(nodes, scorer, parents, toks[cols], t, nodes.lm[parents] + dlm[rows, cols],
-                                 nodes.nw[parents] + dnw[rows, cols], ext_bonus[rows, cols])
-        beams = np.concatenate([beams[stays], children])
-        pb = np.full(len(beams), NEG_INF)
-        pb[: len(stays)] = stay_b[stays]
-        pnb = np.concatenate([stay_nb[stays], ext[rows, cols]])
-        if recombine and len(beams) > 1:
-            kept = _recombine(nodes, beams, np.concatenate([kept_scores[~is_ext], kept_scores[is_ext]]))
-            if kept is not None:
-                beams, pb, pnb = beams[kept], pb[kept], pnb[kept]
-        frame_lp[toks], column[toks] = NEG_INF, -1
-
-    return _finish(nodes, scorer, beams, pb, pnb, opts)
+    search = BeamSearch(scorer, opts)
+    search.advance(log_probs, pruned)
+    return search.finish()
 
 
 def _tokens_per_frame(ids: np.ndarray, tops: np.ndarray, counts: np.ndarray):
