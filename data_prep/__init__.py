@@ -8,5 +8,6 @@ PREPARERS = {
     "fsdd": "ds2cli.data_prep.fsdd",
     "arctic": "ds2cli.data_prep.arctic",
     "generic": "ds2cli.data_prep.generic",
+    "kaldi": "ds2cli.data_prep.kaldi",
     "synth": "ds2cli.data_prep.synth",
 }

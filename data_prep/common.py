@@ -29,7 +29,8 @@ class Item:
     id: str
     speaker: str | None = None
     offset: float | None = None
-    duration: float | None = None  # only with `offset`: the segment's length
+    duration: float | None = None  # only with `offset`: the segment's length (< 0: to the end)
+    gender: str | None = None
 
 
 @dataclass
@@ -200,8 +201,8 @@ def _check_item(args) -> tuple[dict | None, Skip | None]:
         reason = str(err).split(": ", 1)[1].split(" (")[0]
         return None, Skip(reason, item.audio_filepath, str(err))
     if item.offset is not None:
-        duration = item.duration
-        if item.offset + duration > info.duration + 1e-3:
+        duration = item.duration if item.duration >= 0 else info.duration - item.offset
+        if duration <= 0 or item.offset + duration > info.duration + 1e-3:
             return None, Skip("segment beyond end of audio", item.audio_filepath,
                               f"{item.audio_filepath}: segment {item.offset}+{duration}s beyond {info.duration:.2f}s")
     else:
@@ -209,6 +210,8 @@ def _check_item(args) -> tuple[dict | None, Skip | None]:
     row = {"audio_filepath": item.audio_filepath, "duration": round(duration, 4), "text": text, "id": item.id}
     if item.speaker is not None:
         row["speaker"] = item.speaker
+    if item.gender is not None:
+        row["gender"] = item.gender
     if item.offset is not None:
         row["offset"] = item.offset
     return row, None

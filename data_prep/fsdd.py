@@ -1,7 +1,8 @@
 """Free Spoken Digit Dataset as connected-digit utterances (TIDIGITS style).
 
-FSDD clips (`recordings/{digit}_{speaker}_{index}.wav`, 8 kHz, one word each) are spliced, 2-7
-clips of ONE speaker with 50-300 ms gaps of silence or very low noise, into 16 kHz utterances
+FSDD clips (`recordings/{digit}_{speaker}_{index}.wav`, 8 kHz, one word each) are spliced, 1-7
+clips of ONE speaker with 50-300 ms gaps of silence or very low noise (and 50-200 ms at the
+edges, or none: a quarter of the edges are cut tight, as FSDD ships its clips), into 16 kHz utterances
 with exact transcripts ("three one four"). Splits follow the official one: clip index 0-4 is
 test; of the official train clips (5-49), index 5-9 is dev (DEV_INDICES) and 10-49 train, so
 no clip is heard in two splits. Every usable clip is used `uses_per_clip` times in its split
@@ -13,7 +14,7 @@ utterance ("clip": the source file's stem, e.g. "3_theo_12"). The clips are trim
 a clip's span is the word's span.
 Unreadable or misnamed clips become `Skip`s; utterances are made from the clips that remain.
 
-Options: uses_per_clip (4), min_digits (2), max_digits (7)."""
+Options: uses_per_clip (4), min_digits (1), max_digits (7)."""
 from __future__ import annotations
 
 import functools
@@ -39,6 +40,7 @@ TEST_INDICES = range(0, 5)  # the official FSDD test set
 DEV_INDICES = range(5, 10)  # carved from the official training clips
 GAP_S = (0.05, 0.3)  # between words
 EDGE_S = (0.05, 0.2)  # before the first and after the last word
+TIGHT_EDGES = 0.25  # share of utterance edges cut tight (no silence), as FSDD ships its clips
 NOISE_STD = (1e-5, 5e-4)  # level of the gaps' noise, when not pure silence
 SILENT_GAPS = 0.3  # share of utterances whose gaps are digital silence
 WORD_TIMES = "fsdd_word_times.jsonl"
@@ -85,7 +87,7 @@ class Spliced:
 
 
 def collect(corpus_dir: Path | None, work_dir: Path, *, jobs: int = 1, seed: int = 0,
-            uses_per_clip: int = 4, min_digits: int = 2, max_digits: int = 7, quiet: bool = False,
+            uses_per_clip: int = 4, min_digits: int = 1, max_digits: int = 7, quiet: bool = False,
             **unknown) -> Collected:
     """Splice FSDD clips in `corpus_dir` (the folder holding recordings/, or recordings/ itself)
     into utterances under work_dir/audio/fsdd, making only what is not on disk yet. `quiet`
@@ -163,11 +165,15 @@ def plan_group(clips: list[Clip], rng: random.Random, uses: int, lo: int, hi: in
         n = min(rng.randint(lo, hi), len(order) - start)
         chosen = tuple(order[start:start + n])
         start += n
-        gaps = ([_samples(rng.uniform(*EDGE_S))] + [_samples(rng.uniform(*GAP_S)) for _ in range(n - 1)]
-                + [_samples(rng.uniform(*EDGE_S))])
+        gaps = ([_edge(rng)] + [_samples(rng.uniform(*GAP_S)) for _ in range(n - 1)] + [_edge(rng)])
         noise = 0.0 if rng.random() < SILENT_GAPS else round(rng.uniform(*NOISE_STD), 6)
         out.append(Spliced(chosen, tuple(gaps), noise, rng.getrandbits(32)))
     return out
+
+
+def _edge(rng: random.Random) -> int:
+    """Silence before the first or after the last word: none (a tight cut) or EDGE_S seconds."""
+    return 0 if rng.random() < TIGHT_EDGES else _samples(rng.uniform(*EDGE_S))
 
 
 def splice(utt: Spliced) -> np.ndarray:

@@ -206,3 +206,45 @@ def drop_impossible(rows: list[dict], tokenizer, frames_to_outputs, hop_seconds:
 
 def steps_per_epoch(n_batches: int, accumulate: int) -> int:
     return math.ceil(n_batches / max(1, accumulate))
+
+
+@dataclass(frozen=True)
+class PoolSource:
+    """One manifest of a pooled training set: rows [start, start + size) of the dataset. `weight`
+    None: every row once per epoch; otherwise round(weight x reference) rows per epoch, drawn
+    afresh each epoch (without repeats until the manifest is used up)."""
+
+    start: int
+    size: int
+    weight: float | None = None
+
+
+def epoch_selection(sources: list[PoolSource], reference: int, seed: int, epoch: int) -> list[int]:
+    """The dataset indices one epoch trains on, sorted; a function of (seed, epoch) only, so a
+    resumed epoch sees the same rows. `reference` is the size of the recipe's own training set."""
+    picked: list[int] = []
+    for k, src in enumerate(sources):
+        if src.weight is None:
+            picked += range(src.start, src.start + src.size)
+            continue
+        n = int(round(src.weight * reference))
+        if not n or not src.size:
+            continue
+        rng = np.random.default_rng([seed, epoch, 13, k])
+        rounds = [rng.permutation(src.size) for _ in range(-(-n // src.size))]
+        picked += (src.start + np.concatenate(rounds)[:n]).tolist()
+    return sorted(picked)
+
+
+class SelectedBatches(torch.utils.data.Sampler):
+    """A batch sampler over a selection of a dataset: `batches` index into `selection`."""
+
+    def __init__(self, batches: BucketBatchSampler, selection: list[int]):
+        self.batches, self.selection = batches, selection
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        for batch in self.batches:
+            yield [(self.selection[i], epoch) for i, epoch in batch]

@@ -53,12 +53,18 @@ class TrainConfig:
     num_workers: int = 1  # DataLoader processes reading audio and computing features
     keep_last: int = 2  # step-N.pt checkpoints kept (last.pt is always the newest)
     keep_best: int = 1  # epoch-E.pt checkpoints kept, best dev WER first (best.pt is the best)
+    keep_last_epochs: int = 0  # epoch-E.pt of the last N epochs kept too (for `ds2cli average`)
     save_every: int = 0  # optimiser steps between mid-epoch checkpoints (0: at epoch ends only)
     max_bad_batches: int = 20  # consecutive non-finite steps that stop the run
     log_every: int = 20  # optimiser steps between metrics.jsonl lines
     validate: bool = True  # greedy dev WER/CER after every epoch
     dev_max_utterances: int = 0  # validate on the first N dev utterances (0: all)
     noise_dir: str = ""  # noise recordings for [[augment]] type "noise" ("": generated noise)
+    init_from: str = ""  # a checkpoint whose matching layers start the model (see warm_start.py)
+    # more manifests pooled with the recipe's own training set, e.g.
+    # [{ manifest = "exp/tiny/manifests/train.jsonl", weight = 1.0 }]: per epoch, weight x (own
+    # training utterances) rows drawn from that manifest join the epoch
+    pool: list = field(default_factory=list)
 
     RANGES = {"lr": "> 0", "momentum": "[0, 1)", "anneal": "> 0", "warmup_steps": ">= 0",
               "weight_decay": ">= 0", "grad_clip": ">= 0", "max_batch_seconds": "> 0", "max_batch_size": ">= 0",
@@ -77,6 +83,11 @@ class TrainConfig:
             raise ValueError("max_batch_seconds must be > 0, accumulate >= 1 and epochs >= 1")
         if self.anneal <= 0:
             raise ValueError("anneal must be > 0")
+        for entry in self.pool:
+            if not isinstance(entry, dict) or set(entry) != {"manifest", "weight"} \
+                    or not isinstance(entry["manifest"], str) or not isinstance(entry["weight"], (int, float)) \
+                    or entry["weight"] <= 0:
+                raise ValueError(f"pool entries are {{ manifest = \"PATH\", weight = W > 0 }}, not {entry!r}")
 
 
 @dataclass
@@ -97,6 +108,8 @@ class TrainReport:
     seconds: float
     audio_seconds_per_second: float
     history: list[dict] = field(default_factory=list)  # one row per epoch
+    init_from: dict | None = None  # what --init-from loaded and skipped (warm_start.InitReport)
+    pooled: dict[str, int] = field(default_factory=dict)  # pooled manifest -> rows used per epoch
 
     def summary(self) -> str:
         dev = (f"best dev WER {self.best_dev_wer:.2%} CER {self.best_dev_cer:.2%}"
@@ -239,10 +252,18 @@ class Trainer:
         self.resumed = resume and (self.ckpt_dir / "last.pt").is_file()
         if self.resumed:
             self._restore(self.ckpt_dir / "last.pt")
+            if self.cfg.init_from:
+                self.log(f"resuming {self.ckpt_dir / 'last.pt'}: train.init_from is not used again")
+        elif self.cfg.init_from:
+            from ds2cli.warm_start import init_from_checkpoint
+
+            report = init_from_checkpoint(self.model, self.cfg.init_from, self.tokenizer)
+            self.state["init_from"] = report.to_dict()
+            self.log(report.summary())
 
     # -- set-up
     def _load_data(self):
-        from ds2cli.data import SpeechDataset, drop_impossible
+        from ds2cli.data import PoolSource, SpeechDataset, drop_impossible
         from ds2cli.features import FeatureStats
         from ds2cli.manifest import read_manifest
         from ds2cli.model import ConvFrontEnd
@@ -272,11 +293,35 @@ class Trainer:
         if not rows:
             raise DS2Error(f"{train_path}: no trainable utterances "
                            f"({', '.join(f'{k}: {v}' for k, v in self.dropped.items()) or 'empty'})")
+        self.sources = [PoolSource(0, len(rows))]
+        self.pooled: dict[str, int] = {}
+        own = len(rows)
+        for entry in self.cfg.pool:
+            extra = self._pool_rows(entry["manifest"], frontend)
+            self.sources.append(PoolSource(len(rows), len(extra), float(entry["weight"])))
+            self.pooled[entry["manifest"]] = int(round(entry["weight"] * own)) if extra else 0
+            rows = rows + extra
         self.train_rows, self.dev_rows = rows, dev_rows
         self.pipeline = self._augmentation()
         self.train_set = SpeechDataset(rows, self.tokenizer, self.feature_config, self.feature_stats,
                                        self.pipeline, self.cfg.seed)
         self.dev_set = SpeechDataset(dev_rows, self.tokenizer, self.feature_config, self.feature_stats)
+
+    def _pool_rows(self, manifest: str, frontend) -> list[dict]:
+        """The usable rows of a pooled manifest: those of the recipe's alphabet that CTC can align
+        (the others are counted in `dropped`)."""
+        from ds2cli.data import drop_impossible
+
+        rows = self._usable_rows(Path(manifest), f"{manifest}: ")
+        if self.cfg.max_duration:
+            rows = [r for r in rows if r["duration"] <= self.cfg.max_duration]
+        rows, impossible = drop_impossible(rows, self.tokenizer, frontend.output_lengths,
+                                           self.feature_config.hop_ms / 1000)
+        if impossible:
+            self.dropped[f"{manifest}: transcript too long for its audio"] = len(impossible)
+        if not rows:
+            raise DS2Error(f"{manifest}: no usable rows to pool (train.pool)")
+        return rows
 
     def _usable_rows(self, path: Path, split: str = "") -> list[dict]:
         """The manifest's rows without those one bad field or an unknown character makes unusable
@@ -386,10 +431,11 @@ class Trainer:
         kept = [k for k in self.state["epoch_kept"] if k[0] != epoch] + [(epoch, wer)]
         # lower WER first; without validation the newest epochs are "best"
         kept.sort(key=lambda k: (k[1] if k[1] is not None else 0.0, -k[0]))
+        recent = set(range(epoch - self.cfg.keep_last_epochs + 1, epoch + 1))
         for e, _ in kept[self.cfg.keep_best:]:
-            if e != epoch or self.cfg.keep_best == 0:
+            if (e != epoch or self.cfg.keep_best == 0) and e not in recent:
                 (self.ckpt_dir / f"epoch-{e}.pt").unlink(missing_ok=True)
-        self.state["epoch_kept"] = [k for k in kept[: self.cfg.keep_best]]
+        self.state["epoch_kept"] = [k for i, k in enumerate(kept) if i < self.cfg.keep_best or k[0] in recent]
         if kept[0][0] == epoch:
             _link(path if path.exists() else self.ckpt_dir / "last.pt", self.ckpt_dir / "best.pt")
 
@@ -466,7 +512,7 @@ class Trainer:
 
     # -- the loop
     def run(self) -> TrainReport:
-        from ds2cli.data import BucketBatchSampler, collate
+        from ds2cli.data import BucketBatchSampler, SelectedBatches, collate, epoch_selection
         from ds2cli.progress import progress
 
         cfg, st, dist = self.cfg, self.state, self.dist
@@ -475,18 +521,21 @@ class Trainer:
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
             self.metrics = _read_metrics(metrics_path, upto_step=st["step"])
             _write_last(self.exp_dir, self.recipe)
-        durations = [r["duration"] for r in self.train_rows]
+        all_durations = [r["duration"] for r in self.train_rows]
         run_start, stop = time.time(), False
         loss_value = None
         while st["epoch"] < cfg.epochs and not stop:
             epoch = st["epoch"]
+            selection = epoch_selection(self.sources, self.sources[0].size, cfg.seed, epoch)
+            durations = [all_durations[i] for i in selection]
             sampler = BucketBatchSampler(
                 durations, cfg.max_batch_seconds, max_batch_size=cfg.max_batch_size, seed=cfg.seed,
                 epoch=epoch, sortagrad=cfg.sortagrad, rank=dist.rank, world_size=dist.world_size,
                 start=st["batch"], longest_first=self.longest_first and not self.resumed and epoch == 0)
             sizes = sampler.global_batch_sizes()
             loader = torch.utils.data.DataLoader(
-                self.train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers,
+                self.train_set, batch_sampler=SelectedBatches(sampler, selection), collate_fn=collate,
+                num_workers=cfg.num_workers,
                 pin_memory=self.device.type == "cuda", prefetch_factor=4 if cfg.num_workers else None)
             bar = progress(total=len(sampler), desc=f"epoch {epoch + 1}/{cfg.epochs}",
                            quiet=self.quiet or not dist.main, unit="batch")
@@ -581,10 +630,10 @@ class Trainer:
             last_loss=next((m.get("loss") for m in reversed(getattr(self, "metrics", [])) if "loss" in m), None),
             bad_batches=st["bad_total"], dropped_utterances=self.dropped,
             skipped_utterances=len(st["skipped"]), skipped_examples=self.examples,
-            train_utterances=len(self.train_rows), world_size=self.dist.world_size,
+            train_utterances=self.sources[0].size + sum(self.pooled.values()), world_size=self.dist.world_size,
             seconds=round(time.time() - run_start, 2),
             audio_seconds_per_second=st["audio_seconds"] / max(st["train_seconds"], 1e-9),
-            history=st["history"])
+            history=st["history"], init_from=st.get("init_from"), pooled=self.pooled)
         if self.dist.main:
             write_json(self.exp_dir / "train_report.json", asdict(report))
             with contextlib.suppress(Exception):  # a plot is a convenience, never a failure

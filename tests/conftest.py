@@ -1,11 +1,13 @@
 """Shared fixtures. Real recordings live in ../shared/data beside the project; tests that need
-them skip with a reason when it is absent (a user's fresh clone)."""
+them skip with a reason when it is absent (a user's fresh clone). DS2CLI_SHARED_DATA names
+another folder of them."""
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("DS2CLI_SHARED_DATA") or REPO.parent / "shared" / "data")
 
 
 def _shared(name: str) -> Path:
@@ -40,3 +42,8 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def speechocean_dir() -> Path:
+    return _shared("speechocean762")

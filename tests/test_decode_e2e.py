@@ -17,9 +17,10 @@ from ds2cli.decode.lm import load_lm
 from ds2cli.decode.lm_build import build_lm
 from ds2cli.decode.tune import grid, tune
 from ds2cli.metrics import wer
+from conftest import SHARED_DATA
 from fixtures_model import train_digits_model
 
-FSDD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fsdd"
+FSDD = SHARED_DATA / "fsdd"
 NAME = "digits-test"  # the recipe name stored in the fixture's checkpoint
 EXTRA_LM_TEXT = ["one two three", "four five six", "seven eight nine zero", "nine eight seven"]
 

@@ -260,7 +260,7 @@ def test_shipped_recipes_load():
     from ds2cli.trainer import TrainConfig
     from ds2cli.data_prep.common import DataConfig
 
-    for name in ("tiny", "digits", "arctic", "librispeech", "aishell"):
+    for name in ("tiny", "digits", "arctic", "librispeech", "aishell", "speechocean"):
         recipe = load_recipe(name)
         section(recipe, "train", TrainConfig)
         section(recipe, "model", ModelConfig)

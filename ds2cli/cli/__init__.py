@@ -11,6 +11,7 @@ COMMANDS = {
     "augment": ("ds2cli.cli.cmd_augment", "augment", "Write noise/speed-augmented copies of a manifest's audio."),
     "recipes": ("ds2cli.cli.cmd_recipes", "recipes", "List the recipes that --recipe NAME finds."),
     "train": ("ds2cli.cli.cmd_train", "train", "Train a Deep Speech 2 model from a recipe."),
+    "average": ("ds2cli.cli.cmd_average", "average", "Average the last or best K epoch checkpoints into one."),
     "decode": ("ds2cli.cli.cmd_decode", "decode", "Transcribe audio files or a manifest (greedy or KenLM beam search)."),
     "stream": ("ds2cli.cli.cmd_stream", "stream", "Recognise audio files chunk by chunk with a streaming model."),
     "serve": ("ds2cli.cli.cmd_serve", "serve", "Serve streaming recognition over WebSocket/HTTP (Batch Dispatch)."),

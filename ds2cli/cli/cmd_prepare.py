@@ -5,7 +5,7 @@ import click
 
 from ds2cli.cli.common import echo_json, json_option, quiet_option, user_errors
 
-CORPORA = ["librispeech", "aishell", "fsdd", "arctic", "generic", "synth"]
+CORPORA = ["librispeech", "aishell", "fsdd", "arctic", "generic", "kaldi", "synth"]
 
 
 def _parse_options(values: tuple[str, ...]) -> dict:
@@ -40,8 +40,9 @@ def prepare(corpus, data_dir, recipe, out_dir, jobs, units, vocab_size, seed, op
     text for the LM (lm_text.txt) and a report of skipped items (prepare_report.json).
 
     \b
-    Corpora: librispeech DIR, aishell DIR, fsdd DIR, arctic DIR, generic DIR, synth (no DIR;
-    needs the `synth` extra). Bad items (unreadable audio, missing transcripts, characters
+    Corpora: librispeech DIR, aishell DIR, fsdd DIR, arctic DIR, generic DIR, kaldi DIR (Kaldi
+    data directories: wav.scp, text, utt2spk, segments, spk2gender; shell-command entries are
+    refused), synth (no DIR; needs the `synth` extra). Bad items (unreadable audio, missing transcripts, characters
     outside the alphabet, duplicate ids) are skipped, counted and listed in the report.
 
     \b
@@ -49,6 +50,7 @@ def prepare(corpus, data_dir, recipe, out_dir, jobs, units, vocab_size, seed, op
       ds2cli prepare --recipe tiny
       ds2cli prepare librispeech /data/LibriSpeech --jobs 8
       ds2cli prepare arctic ../shared/data/arctic-cathy --out exp/arctic
+      ds2cli prepare kaldi ../shared/data/speechocean762 -o dev_speakers=10
       ds2cli prepare synth -o lang='"zh"'
     """
     from pathlib import Path

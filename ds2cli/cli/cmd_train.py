@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+from pathlib import Path
+
 import click
 
 from ds2cli.cli.common import echo_json, json_option, quiet_option, user_errors
@@ -43,13 +45,16 @@ def _relaunch_args(recipe, data_dir, exp_dir, sets, resume, longest_first, devic
 @click.option("--device", help="cpu, cuda or cuda:N  [default: recipe's train.device, auto]")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]),
               help="Arithmetic: fp32, bf16 (CPU/GPU) or fp16 (GPU)  [default: recipe's]")
+@click.option("--init-from", type=click.Path(dir_okay=False),
+              help="Start from this checkpoint's matching layers (the output layer only when the "
+                   "alphabets agree), e.g. a model pretrained on the synthetic corpus.")
 @click.option("--threads", type=click.IntRange(1),
               help="CPU threads per worker  [default: recipe's train.threads, else cores / workers]")
 @quiet_option
 @json_option
 @user_errors
-def train(recipe, data_dir, exp_dir, sets, nproc, resume, longest_first, device, precision, threads, quiet,
-          as_json):
+def train(recipe, data_dir, exp_dir, sets, nproc, resume, longest_first, device, precision, init_from, threads,
+          quiet, as_json):
     """Train a Deep Speech 2 recogniser as a recipe describes: CTC loss, SortaGrad, length-bucketed
     batches, augmentation, validation (greedy dev WER/CER) after every epoch.
 
@@ -69,8 +74,8 @@ def train(recipe, data_dir, exp_dir, sets, nproc, resume, longest_first, device,
       ds2cli train                                  # the tiny recipe on the embedded corpus
       ds2cli train --recipe librispeech --data-dir /data/LibriSpeech --nproc 8
       ds2cli train --recipe digits --set train.epochs=5 --precision bf16
+      ds2cli train --recipe speechocean --init-from exp/tiny/checkpoints/best.pt --exp-dir exp/so-ft
     """
-    from pathlib import Path
 
     from ds2cli.recipe import experiment_dir, load_recipe
     from ds2cli.trainer import check_device
@@ -81,6 +86,7 @@ def train(recipe, data_dir, exp_dir, sets, nproc, resume, longest_first, device,
         raise click.BadParameter(str(err), param_hint="--device") from None
 
     sets = list(sets) + ([f"train.threads={threads}"] if threads else [])  # workers inherit it
+    sets += [f"train.init_from={_toml(str(Path(init_from).resolve()))}"] if init_from else []
     overrides = list(sets)
     overrides += [f"train.device={_toml(device)}"] if device else []
     overrides += [f"train.precision={_toml(precision)}"] if precision else []

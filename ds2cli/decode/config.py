@@ -51,19 +51,28 @@ class DecodeConfig:
     cutoff_prob: float = 0.99  # DS2 character pruning: cumulative probability kept per frame
     cutoff_top_n: int = 40  # ... and at most this many characters per frame
     unk_offset: float = -10.0  # extra natural-log LM cost of an out-of-vocabulary word
+    # < 0: an out-of-vocabulary word costs this per character instead (no <unk> probability,
+    # no unk_offset), so gluing unknown words together never pays (see decode/scorer.py)
+    unk_char_offset: float = 0.0
     nbest: int = 1
     recombine: bool = True  # keep only the best of prefixes whose futures score alike
     beam_threshold: float = 10.0  # drop candidates this far (natural log) below the frame's best
     batch_size: int = 16  # utterances per network batch
     precision: str = "fp32"  # "fp32", "bf16", "fp16" (GPU only)
+    # quiet added at each end of an utterance (at least half the convolutions' receptive field;
+    # 0: none), so clips cut tight around the speech keep their first and last words (edges.py);
+    # recipes whose test audio is cut tight set it (digits: 150)
+    edge_pad_ms: float = 0.0
 
     def __post_init__(self):
-        check_fields(self, {**BEAM_RANGES, "batch_size": ">= 1"})
+        check_fields(self, {**BEAM_RANGES, "batch_size": ">= 1", "edge_pad_ms": ">= 0"})
         if self.method not in ("auto", "greedy", "beam"):
             raise ValueError(f"method must be 'auto', 'greedy' or 'beam', not {self.method!r}")
         self.beam_options()  # validates
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if self.unk_char_offset > 0:
+            raise ValueError("unk_char_offset is a cost: it must be <= 0")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be fp32, bf16 or fp16, not {self.precision!r}")
 

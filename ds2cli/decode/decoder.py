@@ -16,6 +16,7 @@ import numpy as np
 
 from ds2cli.decode.beam import Hypothesis, beam_search, greedy_search
 from ds2cli.decode.config import DecodeConfig, LMConfig
+from ds2cli.decode.edges import edge_pad_samples, pad_edges
 from ds2cli.decode.lm import KenLM, check_fit, detect_level, load_lm
 from ds2cli.decode.lm_scorer import Scorer, make_scorer
 from ds2cli.decode.timing import token_spans
@@ -120,7 +121,11 @@ class Decoder:
             check_fit(lm, self.tokenizer, self.level)
         self.method = config.method if config.method != "auto" else ("beam" if lm is not None else "greedy")
         self.config = dataclasses.replace(config, method=self.method)
-        self.scorer: Scorer = make_scorer(self.tokenizer, lm, self.level or "word", config.unk_offset)
+        self.scorer: Scorer = make_scorer(self.tokenizer, lm, self.level or "word", config.unk_offset,
+                                           config.unk_char_offset)
+        fc = recognizer.feature_config
+        self.pad = edge_pad_samples(config.edge_pad_ms, recognizer.model.frontend.time_specs, fc.hop_ms,
+                                    fc.sample_rate)
         self.meta = {**(meta or {}), "method": self.method, "lm": str(lm.path) if lm else None,
                      "lm_level": self.level, **self.config.to_dict()}
 
@@ -131,15 +136,20 @@ class Decoder:
         return beam_search(log_probs, self.scorer, self.config.beam_options())
 
     def transcripts(self, ids: list[str], emissions: list, durations: list[float],
-                    with_greedy: bool = False) -> list[Transcript]:
+                    with_greedy: bool = False, lead_seconds: float = 0.0) -> list[Transcript]:
+        """Search each utterance's emissions (T, V); word times are moved `lead_seconds` earlier
+        (the quiet added before the audio) and kept within [0, duration]."""
         out = []
         for utt, em, dur in zip(ids, emissions, durations):
             lp = np.asarray(em, dtype=np.float32)
             hyps = self.search(lp)
             best = hyps[0]
             spans = token_spans(lp, best.tokens)
-            t = Transcript(utt, hypothesis_text(best.tokens, self.tokenizer), best.score, dur,
-                           word_timing(best.tokens, spans, self.tokenizer, self.recognizer.frame_seconds))
+            timing = word_timing(best.tokens, spans, self.tokenizer, self.recognizer.frame_seconds)
+            if lead_seconds:
+                timing = [{**w, "start": round(min(max(0.0, w["start"] - lead_seconds), dur), 3),
+                           "end": round(min(max(0.0, w["end"] - lead_seconds), dur), 3)} for w in timing]
+            t = Transcript(utt, hypothesis_text(best.tokens, self.tokenizer), best.score, dur, timing)
             if self.config.nbest > 1:
                 t.nbest = _unique_texts(hyps, self.tokenizer)
             if with_greedy:
@@ -155,15 +165,17 @@ class Decoder:
                                             offset or 0.0, duration), path)
 
     def read_rows(self, rows: list[dict]) -> tuple[list[np.ndarray], list[dict], list[tuple[str, str]]]:
-        """Audio of manifest rows (their segment when they have an offset): (waves, the rows read,
-        (id, message) of each row that could not be read). A bad row never stops the others."""
+        """Audio of manifest rows (their segment when they have an offset), with `self.pad` samples
+        of quiet at each end: (waves, the rows read, (id, message) of each row that could not be
+        read). A bad row never stops the others."""
         from ds2cli.manifest import read_row_audio
 
         waves, ok, errors = [], [], []
         for row in rows:
             try:
                 wave = read_row_audio(row, self.recognizer.feature_config.sample_rate)
-                waves.append(self._long_enough(wave, row["audio_filepath"]))
+                wave = self._long_enough(wave, row["audio_filepath"])
+                waves.append(pad_edges(wave, self.pad, self.recognizer.feature_config.sample_rate))
                 ok.append(row)
             except DS2Error as err:
                 errors.append((row["id"], str(err)))
@@ -209,8 +221,9 @@ class Decoder:
             errors += bad
             if waves:
                 ems = self.recognizer.emissions(waves, batch_size=batch)
-                durs = [len(w) / self.recognizer.feature_config.sample_rate for w in waves]
-                for t in self.transcripts([r["id"] for r in ok], ems, durs, with_greedy):
+                rate = self.recognizer.feature_config.sample_rate
+                durs = [(len(w) - 2 * self.pad) / rate for w in waves]
+                for t in self.transcripts([r["id"] for r in ok], ems, durs, with_greedy, self.pad / rate):
                     emit(t)
                     done.append(t)
             bar.update(len(rows[i:i + batch]))

@@ -14,6 +14,10 @@ Word level (English characters or sentencepiece units): a word is scored when it
 space, at a unit that starts a new word, or at the end). An out-of-vocabulary word costs KenLM's
 <unk> probability plus `unk_offset`, charged as soon as the spelling leaves the vocabulary, so
 such prefixes fall behind early instead of at the next space.
+With `unk_char_offset` < 0 an out-of-vocabulary word costs that much per character instead
+(charged character by character as it is spelled, no <unk> probability), so the cost of unknown
+speech does not depend on how it is cut into words: gluing unknown words into one long non-word
+never pays (splitting earns the word bonus beta), and deletions of spaces do not rise.
 Character level (Mandarin): every character is an LM unit, scored as it is emitted.
 """
 from __future__ import annotations
@@ -87,12 +91,13 @@ class Scorer:
 class WordScorer(Scorer):
     """Word-level scoring with a KenLM model, or word counting only when `lm` is None."""
 
-    def __init__(self, tokenizer, lm: KenLM | None = None, unk_offset: float = -10.0):
+    def __init__(self, tokenizer, lm: KenLM | None = None, unk_offset: float = -10.0,
+                 unk_char_offset: float = 0.0):
         if lm is not None and not lm.vocab:
             raise DS2Error(f"{lm.path}: no vocabulary for this KenLM binary (expected {vocab_path(lm.path)}, "
                            f"which `ds2cli lm build` writes); pass the ARPA file instead")
         kinds, texts = token_kinds(tokenizer)
-        self.lm, self.unk_offset = lm, unk_offset
+        self.lm, self.unk_offset, self.unk_char = lm, unk_offset, unk_char_offset
         self.has_lm = lm is not None
         self.kinds, self.texts = kinds, texts
         self.boundary = np.array([k != CONT for k in kinds] + [False])  # (V+1,)
@@ -108,6 +113,8 @@ class WordScorer(Scorer):
                              (self.table < 0) & ((np.arange(len(self.table)) < len(self.words))[:, None]
                                                  | self.boundary[None, :]))
         self.trie_span = len(self.words) + 1  # trie ids -1 .. n-1, for integer keys
+        self.token_chars = np.array([len(t) for t in texts] + [0])  # (V+1,) characters per token
+        self.cont = np.array([k == CONT for k in kinds] + [False]) & (self.token_chars > 0)
 
     # -- the vocabulary trie ------------------------------------------------------------------
     def _build_trie(self, vocab: list[str] | None) -> None:
@@ -116,8 +123,10 @@ class WordScorer(Scorer):
         self.has_vocab = vocab is not None
         self.edges: dict[tuple[int, str], int] = {}
         self.words: list[str | None] = [None]
+        depth = [0]
         if vocab is None:
             self.words.append(None)  # node 1: some unfinished word
+            self.depth = np.zeros(3, dtype=np.int64)
             return
         for word in vocab:
             node = ROOT
@@ -126,8 +135,10 @@ class WordScorer(Scorer):
                 if nxt is None:
                     nxt = self.edges[(node, ch)] = len(self.words)
                     self.words.append(None)
+                    depth.append(depth[node] + 1)
                 node = nxt
             self.words[node] = word
+        self.depth = np.array(depth + [0], dtype=np.int64)  # characters spelled at each node (OOV: -1 -> 0)
 
     def _walk(self, node: int, text: str) -> int:
         if not self.has_vocab:
@@ -199,7 +210,9 @@ class WordScorer(Scorer):
         if hit is None:
             word = self.words[trie] if trie >= 0 else None
             lp, nxt = self.lm.score(state, word if word is not None else "<unk>")
-            if word is None and trie >= 0:
+            if word is None and self.unk_char:  # charged per character instead (see ext_delta)
+                lp = self.unk_char * self.depth[trie] if trie >= 0 else 0.0
+            elif word is None and trie >= 0:
                 lp += self.unk_offset
             hit = self._word_cache[key] = (lp, nxt)
         return hit
@@ -221,8 +234,18 @@ class WordScorer(Scorer):
                 leaves = self.leaves_vocab[trie[:, None], tokens]
             else:
                 leaves = (self._steps(trie, tokens) < 0) & ((trie >= 0)[:, None] | bnd)
-            dlm += leaves * self.unk_offset
+            if self.unk_char:
+                dlm += self.unk_char * self._unknown_chars(trie, tokens, leaves, bnd)
+            else:
+                dlm += leaves * self.unk_offset
         return dlm, ends.astype(np.float64)
+
+    def _unknown_chars(self, trie, tokens, leaves, bnd) -> np.ndarray:
+        """Characters of unknown words spelled by appending each token: all of the word so far
+        when the token makes it leave the vocabulary, the token's own once it has. (B, K)"""
+        chars = self.token_chars[tokens][None, :]  # (1, K)
+        so_far = np.where(bnd[None, :], 0, self.depth[trie][:, None])  # a boundary starts a new word
+        return leaves * (so_far + chars) + ((trie < 0)[:, None] & self.cont[tokens][None, :]) * chars
 
     def child(self, state, trie, token):
         if self.kinds[token] != CONT and trie != ROOT:
@@ -328,10 +351,11 @@ class UnitCounter(Scorer):
         return np.zeros(len(state)), np.zeros(len(state))
 
 
-def make_scorer(tokenizer, lm: KenLM | None, level: str = "word", unk_offset: float = -10.0) -> Scorer:
+def make_scorer(tokenizer, lm: KenLM | None, level: str = "word", unk_offset: float = -10.0,
+                unk_char_offset: float = 0.0) -> Scorer:
     """The scorer for a model's tokenizer and an optional LM of the given level."""
     if lm is None:
         return WordScorer(tokenizer, None) if tokenizer.word_separator is not None else UnitCounter()
     if level == "char":
         return CharScorer(tokenizer, lm, unk_offset)
-    return WordScorer(tokenizer, lm, unk_offset)
+    return WordScorer(tokenizer, lm, unk_offset, unk_char_offset)
