@@ -2,7 +2,7 @@
 utterance's, words dropped, inserted or substituted), filter it with `ds2cli align`, and measure
 what is left. Targets: wrong share in the kept set <= 5% while >= 90% of correct utterances are kept.
 
-The logistic filter is fitted (ds2cli.align.api.fit_filter) on one split of the corpus (correct
+The logistic filter is fitted (ds2cli.align.aligner.fit_filter) on one split of the corpus (correct
 transcripts against one corrupted copy of each) and measured on another split, never seen by the
 filter nor the model. The default thresholds are measured on the same corrupted copies.
 
@@ -33,7 +33,7 @@ SPLITS = {
 
 def measure(rows_runs: list[tuple[list[dict], object]], flt) -> dict:
     """Confusion of the filter against the corruption labels, pooled over the corrupted copies."""
-    from ds2cli.align.api import filter_run
+    from ds2cli.align.aligner import filter_run
 
     n = wrong_n = kept_n = wrong_kept = correct_kept = caught = rejected_n = 0
     kinds: dict[str, list[int]] = {}
@@ -63,7 +63,7 @@ def measure(rows_runs: list[tuple[list[dict], object]], flt) -> dict:
 
 
 def _fit(corpus, split, n, recognizer, seed):
-    from ds2cli.align.api import fit_filter
+    from ds2cli.align.aligner import fit_filter
 
     fitted = fit_filter(corpus_rows(corpus, split, n, seed + 11), recognizer, seed=seed)
     return fitted, {"split": split, "utterances": fitted.utterances, "failed": fitted.failed, **fitted.filter.info,
@@ -73,7 +73,7 @@ def _fit(corpus, split, n, recognizer, seed):
 def run_corpus(corpus: str, checkpoint: str | None, seed: int, budget: float | None) -> dict:
     import torch
 
-    from ds2cli.align.api import align_manifest
+    from ds2cli.align.aligner import align_manifest
     from ds2cli.align.corrupt import corrupt_rows
     from ds2cli.align.filter import ThresholdFilter, save_filter
     from ds2cli.fileio import write_jsonl

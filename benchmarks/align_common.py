@@ -53,7 +53,7 @@ def word_truth(manifest: Path) -> dict[str, list[dict]]:
 def arctic_rows(split: str, limit: int = 0, seed: int = 0) -> list[dict]:
     """ARCTIC utterances of a split (train / dev / test by prompt, as data_prep.arctic splits them),
     normalised text, optionally a random `limit` of them."""
-    from data_prep.arctic import collect
+    from ds2cli.data_prep.arctic import collect
     from ds2cli.audio import audio_info
     from ds2cli.text import normalize
 
@@ -168,7 +168,7 @@ def train_budget(corpus: str, out: Path, conv_channels: int, rnn_layers: int, rn
 
 def greedy_cer(recognizer, rows: list[dict], batch_size: int = 16) -> float:
     """Greedy CER of the model on rows (how good the aligning model is)."""
-    from ds2cli.align.api import emissions
+    from ds2cli.align.aligner import emissions
     from ds2cli.ctc import greedy_text
     from ds2cli.metrics import cer
 

@@ -19,7 +19,7 @@ from benchmarks.align_common import corpus_rows, find_checkpoint, write_result
 def run(corpus: str, checkpoint: str | None, repeats: int) -> dict:
     import torch
 
-    from ds2cli.align.api import align_manifest, emissions
+    from ds2cli.align.aligner import align_manifest, emissions
     from ds2cli.ctc import greedy_text
     from ds2cli.inference import Recognizer
 

@@ -20,7 +20,7 @@ from benchmarks.align_common import digits_manifest, find_checkpoint, word_truth
 
 def boundary_offsets(manifest, recognizer, snap: bool, start_shift: float, end_shift: float):
     """(start offsets, end offsets) in seconds, predicted - true, over all words."""
-    from ds2cli.align.api import align_manifest
+    from ds2cli.align.aligner import align_manifest
     from ds2cli.align.forced import Boundaries
     from ds2cli.manifest import read_manifest
 

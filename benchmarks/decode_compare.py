@@ -53,7 +53,7 @@ def load_set(decoder, manifest, limit: int | None, precision_decoder=None):
 
 # -- the three decoders -----------------------------------------------------------------------
 def run_ours(ems, tokenizer, scorer_factory, opts, fresh_caches=False):
-    from ds2cli.decode.api import hypothesis_text
+    from ds2cli.decode.decoder import hypothesis_text
     from ds2cli.decode.beam import beam_search
 
     scorer = scorer_factory()
@@ -100,7 +100,7 @@ def run_flashlight(ems, tokenizer, lm_path, vocab, alpha, beta, beam):
 
 # -- sections -----------------------------------------------------------------------------------
 def compare(decoder, ems, refs, audio_s, beams) -> list[dict]:
-    from ds2cli.decode.scorer import make_scorer
+    from ds2cli.decode.lm_scorer import make_scorer
 
     cfg, tok, lm = decoder.config, decoder.tokenizer, decoder.lm
     factory = lambda: make_scorer(tok, lm, decoder.level, cfg.unk_offset)  # noqa: E731
@@ -166,7 +166,7 @@ def _kenlm_model(lm):
 def sweep(decoder, ems, refs, beam, pairs) -> list[dict]:
     """WER of ds2cli and pyctcdecode over several (alpha, beta) pairs: one pair is a noisy
     comparison when the acoustic model is weak."""
-    from ds2cli.decode.scorer import make_scorer
+    from ds2cli.decode.lm_scorer import make_scorer
 
     cfg, tok, lm = decoder.config, decoder.tokenizer, decoder.lm
     rows = []
@@ -181,7 +181,7 @@ def sweep(decoder, ems, refs, beam, pairs) -> list[dict]:
 
 
 def pruning(decoder, ems, refs, audio_s, beam) -> dict:
-    from ds2cli.decode.scorer import make_scorer
+    from ds2cli.decode.lm_scorer import make_scorer
 
     cfg, tok = decoder.config, decoder.tokenizer
     factory = lambda: make_scorer(tok, decoder.lm, decoder.level, cfg.unk_offset)  # noqa: E731
@@ -199,7 +199,7 @@ def pruning(decoder, ems, refs, audio_s, beam) -> dict:
 
 
 def precision(checkpoint, manifest, lm, limit) -> dict:
-    from ds2cli.decode.api import hypothesis_text, load_decoder
+    from ds2cli.decode.decoder import hypothesis_text, load_decoder
     from ds2cli.decode.beam import greedy_search
 
     out = {}
@@ -220,7 +220,7 @@ def precision(checkpoint, manifest, lm, limit) -> dict:
 
 def recipes(exp_dirs, limit) -> dict:
     """Greedy and LM WER on each experiment's test split with its recipe LM and decode settings."""
-    from ds2cli.decode.api import load_decoder
+    from ds2cli.decode.decoder import load_decoder
 
     out = {}
     for exp_dir in map(Path, exp_dirs):
@@ -306,7 +306,7 @@ def main(argv=None) -> dict:
 
     import torch
 
-    from ds2cli.decode.api import hypothesis_text, load_decoder
+    from ds2cli.decode.decoder import hypothesis_text, load_decoder
     from ds2cli.decode.beam import greedy_search
 
     torch.set_num_threads(1)

@@ -23,7 +23,7 @@ TARGETS = {"wall_seconds": 900, "greedy_wer": 0.10}
 
 
 def main(argv=None) -> dict:
-    from ds2cli.scoring import score_files
+    from ds2cli.metrics import score_files
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--exp-root", default="/tmp/ds2cli-demo", help="emptied first")

@@ -9,7 +9,7 @@
         (here) the LM beam search WER of each precision's emissions, then the results file
         (default benchmarks/results/gpu.json).
 
-Training uses the trainer's own loss (ds2cli.train.ctc_loss_sum) under its autocast, with loss
+Training uses the trainer's own loss (ds2cli.trainer.ctc_loss_sum) under its autocast, with loss
 scaling at fp16, on random features of the recipe's batch size. TF32 stays as torch sets it by
 default (off for plain matmuls, allowed in cuDNN): "fp32" is what users get, and the results
 record both flags."""
@@ -64,7 +64,7 @@ def timed(step, warmup: int, steps: int) -> tuple[float, float]:
 
 def ours_train_step(cfg: ModelConfig, batch: int, seconds: float, precision: str, device: torch.device):
     """One optimiser step as the trainer takes it (autocast, fp32 loss, loss scaling at fp16)."""
-    from ds2cli.train import autocast, ctc_loss_sum
+    from ds2cli.trainer import autocast, ctc_loss_sum
 
     torch.manual_seed(0)
     model = DeepSpeech2(cfg, VOCAB).to(device).train()
@@ -122,7 +122,7 @@ def training(peer_dir: Path | None, device: torch.device, quick: bool) -> dict:
 
 def inference(checkpoint: str, manifest: str, out_dir: Path, device: torch.device, limit: int | None) -> dict:
     """Network speed and greedy WER at each precision; the emissions go to out_dir/emissions.pt."""
-    from ds2cli.decode.api import hypothesis_text, load_decoder
+    from ds2cli.decode.decoder import hypothesis_text, load_decoder
     from ds2cli.decode.beam import greedy_search
     from ds2cli.manifest import read_manifest
     from ds2cli.metrics import wer
@@ -176,7 +176,7 @@ def device_stage(args) -> None:
 
 def finish_stage(args) -> None:
     """LM beam search over each precision's GPU emissions (here, where KenLM is)."""
-    from ds2cli.decode.api import hypothesis_text, load_decoder
+    from ds2cli.decode.decoder import hypothesis_text, load_decoder
     from ds2cli.fileio import write_json
     from ds2cli.metrics import wer
 

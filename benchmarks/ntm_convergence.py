@@ -23,12 +23,12 @@ from pathlib import Path
 import torch
 
 from ds2cli.fileio import write_json
-from ds2cli.ntm.model import WRITE_INITS
+from ds2cli.ntm.machine import WRITE_INITS
 from ds2cli.ntm.run import (DEFAULT_EVAL_SEQUENCES, DEFAULT_TRAINING, NO_LR_DROP, NTM_MODEL_DEFAULTS,
-                           NTM_TRAIN_DEFAULTS, SELECT_LEN)
+                            NTM_TRAIN_DEFAULTS, SELECT_LEN)
 from ds2cli.ntm.tasks import TASKS
-from ds2cli.ntm.train import (LR_SCHEDULES, TrainConfig, evaluate, maybe_drop_lr, maybe_roll_back, new_run,
-                              paper_configs, save_checkpoint, snapshot, train)
+from ds2cli.ntm.fit import (LR_SCHEDULES, NTMTrainConfig, evaluate, maybe_drop_lr, maybe_roll_back, new_run,
+                            paper_configs, save_ntm_checkpoint, snapshot, fit)
 
 LOAD_CAVEAT = ("Run on an idle 2-core CPU, pinned to one core (taskset -c 1) with one torch thread; "
                "train_cpu_seconds is this process's CPU time (unaffected by other jobs), train_seconds wall time.")
@@ -44,7 +44,7 @@ def run_seed(args, seed: int) -> dict:
             model_cfg.write_init = args.write_init
     extra.update({k: getattr(args, k) for k in ("lr_schedule", "lr_final", "decay_at", "rollback_above")
                   if getattr(args, k) is not None})
-    cfg = TrainConfig(steps=args.sequences // args.batch_size, batch_size=args.batch_size, lr=lr, seed=seed, **extra,
+    cfg = NTMTrainConfig(steps=args.sequences // args.batch_size, batch_size=args.batch_size, lr=lr, seed=seed, **extra,
                       checkpoint_every=10 ** 9, lr_drop_below=None if args.no_lr_drop else 1.0)
     run = new_run(task, model_cfg, cfg)
     val_seed = 50_000 + seed  # validation sets differ from the test sets (eval seed 1)
@@ -52,7 +52,7 @@ def run_seed(args, seed: int) -> dict:
     curve, best, best_state, converged_at = [], None, None, None
     t0, c0 = time.perf_counter(), time.process_time()
     while run.step < cfg.steps:
-        train(run, min(chunk, cfg.steps - run.step))
+        fit(run, min(chunk, cfg.steps - run.step))
         val = evaluate(run.model, task, None, args.val_sequences, seed=val_seed)
         point = {"sequences": run.step * cfg.batch_size, "seconds": round(time.perf_counter() - t0, 1),
                  "val_cost": val.cost, "val_bit_errors": val.bit_errors, "lr": run.optimizer.param_groups[0]["lr"]}
@@ -81,7 +81,7 @@ def run_seed(args, seed: int) -> dict:
     cpu_seconds = time.process_time() - c0  # this process's CPU time: unaffected by other jobs
     run.model.load_state_dict(best_state["model"])
     if args.save_dir:  # the best model, for inspection (ds2cli ntm TASK --checkpoint C --eval-only)
-        save_checkpoint(run, Path(args.save_dir) / f"{args.task}_{args.model}_seed{seed}.pt")
+        save_ntm_checkpoint(run, Path(args.save_dir) / f"{args.task}_{args.model}_seed{seed}.pt")
     n_eval = DEFAULT_EVAL_SEQUENCES.get(task.name, 100)
     lengths = [task.parse_length(v) for v in args.eval_len] if args.eval_len else list(task.default_eval)
     tests = [asdict(evaluate(run.model, task, length, n_eval, seed=1)) for length in lengths]
@@ -140,9 +140,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--sequences", type=int, default=None, help="training budget in sequences")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None, help="default: the CLI's (ds2cli.ntm.run.DEFAULT_TRAINING)")
-    ap.add_argument("--eps", type=float, default=None, help="RMSProp denominator floor (default: TrainConfig's)")
+    ap.add_argument("--eps", type=float, default=None, help="RMSProp denominator floor (default: NTMTrainConfig's)")
     ap.add_argument("--lr-schedule", choices=list(LR_SCHEDULES), default=None,
-                    help="default: the task's (ds2cli.ntm.run.NTM_TRAIN_DEFAULTS) or TrainConfig's (constant)")
+                    help="default: the task's (ds2cli.ntm.run.NTM_TRAIN_DEFAULTS) or NTMTrainConfig's (constant)")
     ap.add_argument("--lr-final", type=float, default=None,
                     help="cosine: final lr, step: lr after --decay-at, as a fraction of --lr")
     ap.add_argument("--decay-at", type=float, default=None, help="step: fraction of the run at which lr drops")

@@ -183,8 +183,8 @@ STATUS = """### Against the targets (measured 2026-11-28, idle 2-core machine)
     181 at 10,000); eps 1e-4: 193.6 at 2,000 (stopped); fixed random initial memory (N(0, 0.5^2), so
     content addressing can tell rows apart): 167.7 at 12,000, then spikes to 177.5; learned initial
     memory: 164.5 at 14,000, then a spike to 183.5. None clearly better than the plain setting, and
-    loss spikes at lr 1e-3 in 3 of 7. In the library, off by default: TrainConfig.lr_schedule /
-    warmup_steps / lr_final, TrainConfig.rollback_above, ModelConfig.memory_init (benchmark flags
+    loss spikes at lr 1e-3 in 3 of 7. In the library, off by default: NTMTrainConfig.lr_schedule /
+    warmup_steps / lr_final, NTMTrainConfig.rollback_above, NTMConfig.memory_init (benchmark flags
     --lr-schedule, --lr-final, --rollback-above, --memory-rows); Adam was probed outside it.
   - Full runs, 32 rows, cosine 1e-3 -> 1e-4, 112,000 sequences, with roll-back (when validation is more
     than 12 bits above the best: restore the best weights and optimiser state, halve the rate; row
@@ -257,14 +257,14 @@ REPRODUCE = """### How `ds2cli ntm` trains (and where it departs from the paper)
   below 1 per sequence, except on copy (never triggers on n-grams, whose bit errors stay far above 1);
   the best checkpoint by validation is kept (copy: lengths 1-20 plus length 120, validation seeds other
   than the test's). `--batch-size 1 --lr 1e-4` gives the paper's exact setting.
-- Write heads that start as a tape (`ModelConfig.write_init="sequential"`, CLI `--write-init`): biases
+- Write heads that start as a tape (`NTMConfig.write_init="sequential"`, CLI `--write-init`): biases
   that make an untrained write head keep its weighting, move it one row per step and keep it sharp.
   Trained models learn that movement on copy, recall and n-grams; starting with it is the default
   (`NTM_MODEL_DEFAULTS` in ds2cli/ntm/run.py) for associative recall (3 of 3 seeds converged, against
   2 of 3), n-grams (median gap to the optimum 1.55 bits, against 6.0) and priority sort (49.0 bits
   against 91.4). Copy and repeat copy keep the free start (see their targets). N-grams also drop the
   rate 10x for the last quarter of the run (`lr_schedule="step"`, `lr_final`, `decay_at`).
-- Optional, off by default (TrainConfig / ModelConfig; benchmark flags, not CLI options): a cosine
+- Optional, off by default (NTMTrainConfig / NTMConfig; benchmark flags, not CLI options): a cosine
   learning-rate decay after a linear warm-up (`lr_schedule`, `warmup_steps`, `lr_final`); roll-back of
   collapses (`rollback_above`: a validation cost that many bits above the best restores the best
   weights and optimiser state and halves the rate); a random or learned initial memory

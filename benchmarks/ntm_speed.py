@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from ds2cli.fileio import write_json
-from ds2cli.ntm.tasks import Batch, CopyTask
-from ds2cli.ntm.train import TrainConfig, new_run, paper_configs, train_step
+from ds2cli.ntm.tasks import TaskBatch, CopyTask
+from ds2cli.ntm.fit import NTMTrainConfig, new_run, paper_configs, train_step
 
 LOAD_CAVEAT = ("Measured on the project's 2-core CPU (idle but for one other training job on the other "
                "core), this process pinned to one core with one torch thread for both implementations. "
@@ -42,7 +42,7 @@ def make_batches(n: int, batch_size: int, seed: int) -> list[tuple[int, torch.Te
     return out
 
 
-def ours_batch(L: int, bits: torch.Tensor) -> Batch:
+def ours_batch(L: int, bits: torch.Tensor) -> TaskBatch:
     B = bits.shape[1]
     x = torch.zeros(2 * L + 1, B, 9)
     x[:L, :, :8] = bits
@@ -51,7 +51,7 @@ def ours_batch(L: int, bits: torch.Tensor) -> Batch:
     y[L + 1:] = bits
     m = torch.zeros(2 * L + 1, B, dtype=torch.bool)
     m[L + 1:] = True
-    return Batch(x, y, m)
+    return TaskBatch(x, y, m)
 
 
 def peer_batch(L: int, bits: torch.Tensor):
@@ -125,7 +125,7 @@ def main(argv=None) -> dict:
     model_cfg, lr = paper_configs(task, "ntm", "lstm")
     results = []
     for bs in [int(v) for v in args.batch_sizes.split(",")]:
-        run = new_run(task, model_cfg, TrainConfig(lr=lr, batch_size=bs, seed=0))
+        run = new_run(task, model_cfg, NTMTrainConfig(lr=lr, batch_size=bs, seed=0))
         peer = Peer(peer_path, 0) if have_peer else None
         n_batches = max(1, args.sequences // bs)
         raw = make_batches(n_batches, bs, seed=bs)

@@ -41,7 +41,7 @@ def make_tree(root: Path, n_files: int, per_chapter: int = 50) -> None:
 
 
 def run(files: int, jobs_list: list[int], work: Path) -> dict:
-    from data_prep.common import prepare
+    from ds2cli.data_prep.common import prepare
 
     tree = work / "LibriSpeech"
     if not (tree / ".complete").exists() or sum(1 for _ in tree.rglob("*.flac")) != files:

@@ -35,9 +35,9 @@ def greedy_test_score(checkpoint: Path, manifest: Path) -> dict:
 
 
 def run(recipe_name: str, exp_root: Path, overrides: list[str]) -> dict:
-    from data_prep.common import prepare_recipe
+    from ds2cli.data_prep.common import prepare_recipe
     from ds2cli.recipe import load_recipe
-    from ds2cli.train import train
+    from ds2cli.trainer import train
 
     recipe = load_recipe(recipe_name, overrides)
     exp = exp_root / recipe["name"]

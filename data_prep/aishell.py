@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from data_prep.common import Collected, Item, Skip, read_id_text_lines
+from ds2cli.data_prep.common import Collected, Item, Skip, read_id_text_lines
 from ds2cli.errors import DS2Error
 
 LANGUAGE = "zh"

@@ -96,7 +96,7 @@ class PrepareReport:
 
 
 def load_preparer(name: str):
-    from data_prep import PREPARERS
+    from ds2cli.data_prep import PREPARERS
 
     if name not in PREPARERS:
         raise DS2Error(f"unknown corpus {name!r}; choose from {', '.join(PREPARERS)}")

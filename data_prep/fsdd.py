@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.common import Collected, Item, Skip
+from ds2cli.data_prep.common import Collected, Item, Skip
 from ds2cli.audio import SAMPLE_RATE, audio_info, read_audio, write_audio
 from ds2cli.errors import AudioError, DS2Error
 from ds2cli.fileio import write_jsonl

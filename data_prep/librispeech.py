@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from data_prep.common import Collected, Item, Skip, read_id_text_lines
+from ds2cli.data_prep.common import Collected, Item, Skip, read_id_text_lines
 
 LANGUAGE = "en"
 TRAIN_SUBSETS = ("train-clean-100", "train-clean-360", "train-other-500")

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.common import Collected, Item, Skip
-from data_prep.synth_sentences import generator
+from ds2cli.data_prep.common import Collected, Item, Skip
+from ds2cli.data_prep.synth_sentences import generator
 from ds2cli.audio import SAMPLE_RATE, audio_info, resample, write_audio
 from ds2cli.errors import AudioError, DS2Error
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib.resources
 from pathlib import Path
 
 try:
@@ -15,22 +16,43 @@ except ModuleNotFoundError:  # Python 3.10
 
 from ds2cli.errors import RecipeError
 
-RECIPE_DIRS = [Path.cwd() / "recipes", Path(__file__).resolve().parents[1] / "recipes"]
+def recipe_dirs() -> list[Path]:
+    """Where recipe names are looked up: ./recipes first (a user's own), then the recipes that ship
+    with ds2cli (the `ds2cli.recipes` package: an installed ds2cli is a plain folder on disk)."""
+    return [Path.cwd() / "recipes", Path(str(importlib.resources.files("ds2cli.recipes")))]
 
 
 def find_recipe(name_or_path: str) -> Path:
-    """A path to a .toml file, or the name of a recipe in ./recipes or the package's recipes/."""
+    """A path to a .toml file, or the name of a recipe in ./recipes or the packaged recipes."""
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.is_file():
         if not path.is_file():
             raise RecipeError(f"{path}: no such recipe file")
         return path
-    for folder in RECIPE_DIRS:
+    for folder in recipe_dirs():
         candidate = folder / f"{name_or_path}.toml"
         if candidate.is_file():
             return candidate
-    known = sorted({p.stem for d in RECIPE_DIRS if d.is_dir() for p in d.glob("*.toml")})
+    known = sorted(list_recipes())
     raise RecipeError(f"unknown recipe {name_or_path!r}; known recipes: {', '.join(known) or 'none'}")
+
+
+def list_recipes() -> dict[str, Path]:
+    """name -> file of every recipe found by name (./recipes shadows a packaged one)."""
+    found: dict[str, Path] = {}
+    for folder in recipe_dirs():
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.toml")):
+                found.setdefault(path.stem, path)
+    return found
+
+
+def describe_recipe(path: Path) -> str:
+    """The recipe's `description` (one line), or '' when it has none or is not valid TOML."""
+    try:
+        return str(tomllib.loads(path.read_text(encoding="utf-8")).get("description", ""))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return ""
 
 
 def load_recipe(name_or_path: str, overrides: list[str] = ()) -> dict:

@@ -13,7 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ds2cli.align.api import align_manifest, align_text, fit_filter
+from ds2cli.align.aligner import align_manifest, align_text, fit_filter
 from ds2cli.align.corrupt import KINDS, corrupt_rows, corrupt_text
 from ds2cli.align.filter import (LogisticFilter, ThresholdFilter, load_filter, parse_thresholds,
                                  save_filter)
@@ -282,7 +282,7 @@ def test_spike_boundaries_are_calibrated(digits, recognizer):
 
 
 def test_corrupted_transcripts_score_worse(digits, recognizer):
-    from ds2cli.align.api import emissions
+    from ds2cli.align.aligner import emissions
     from ds2cli.manifest import read_manifest
 
     rows = read_manifest(digits["heldout"])

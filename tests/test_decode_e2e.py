@@ -10,7 +10,7 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from ds2cli.cli import main
-from ds2cli.decode.api import Decoder, load_decoder, load_recognizer
+from ds2cli.decode.decoder import Decoder, load_decoder, load_recognizer
 from ds2cli.decode.beam import beam_search
 from ds2cli.decode.config import BeamOptions, DecodeConfig, LMConfig
 from ds2cli.decode.lm import load_lm

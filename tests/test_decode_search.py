@@ -11,7 +11,7 @@ from ds2cli.decode.beam import BeamSearch, GreedySearch, beam_search, greedy_sea
 from ds2cli.decode.config import BeamOptions, LMConfig
 from ds2cli.decode.lm import load_lm
 from ds2cli.decode.lm_build import build_lm
-from ds2cli.decode.scorer import make_scorer
+from ds2cli.decode.lm_scorer import make_scorer
 from ds2cli.decode.timing import token_spans
 from ds2cli.text import BpeTokenizer, CharTokenizer
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ds2cli.model import DeepSpeech2, ModelConfig
-from ds2cli.train import autocast, ctc_loss_sum
+from ds2cli.trainer import autocast, ctc_loss_sum
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 VOCAB = 12

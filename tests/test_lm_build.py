@@ -131,7 +131,7 @@ def test_bad_lm_files(corpus, tmp_path):
 
 
 def test_word_lm_binary_needs_its_vocabulary(corpus, tmp_path):
-    from ds2cli.decode.scorer import make_scorer
+    from ds2cli.decode.lm_scorer import make_scorer
 
     built = build_lm(corpus, tmp_path / "lm", LMConfig(order=2))
     lone = tmp_path / "lone.bin"

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 from ds2cli.errors import DS2Error
 from ds2cli.ntm import memory as mem
-from ds2cli.ntm.model import LSTMBaseline, ModelConfig, NTM, build_model
+from ds2cli.ntm.machine import LSTMBaseline, NTMConfig, NTM, build_machine
 
 B, H, N, M = 2, 3, 10, 5
 
@@ -126,7 +126,7 @@ def test_read_and_write_match_the_paper(gen):
 def small_cfg(**kw):
     base = dict(input_size=5, output_size=4, hidden_size=16, memory_rows=12, memory_width=6)
     base.update(kw)
-    return ModelConfig(**base)
+    return NTMConfig(**base)
 
 
 @pytest.mark.parametrize("kw", [dict(controller="lstm"), dict(controller="ff"),
@@ -164,13 +164,13 @@ def test_memory_starts_as_small_constant():
 
 def test_lstm_baseline_and_build_model():
     cfg = small_cfg(model="lstm", hidden_size=8, layers=3)
-    model = build_model(cfg)
+    model = build_machine(cfg)
     assert isinstance(model, LSTMBaseline)
     assert model(torch.rand(4, 2, 5)).shape == (4, 2, 4)
     with pytest.raises(DS2Error, match="controller"):
         NTM(small_cfg(controller="gru"))
     with pytest.raises(DS2Error, match="model"):
-        build_model(small_cfg(model="transformer"))
+        build_machine(small_cfg(model="transformer"))
 
 
 def test_sequential_write_init_moves_the_untrained_write_head_one_row_per_step():

@@ -7,10 +7,10 @@ from click.testing import CliRunner
 
 from ds2cli.cli import main
 from ds2cli.errors import DS2Error
-from ds2cli.ntm.model import ModelConfig
+from ds2cli.ntm.machine import NTMConfig
 from ds2cli.ntm.tasks import CopyTask, NGramTask
-from ds2cli.ntm.train import (TrainConfig, evaluate, load_checkpoint, new_run, sequence_metrics,
-                              train, train_step)
+from ds2cli.ntm.fit import (NTMTrainConfig, evaluate, load_ntm_checkpoint, new_run, sequence_metrics,
+                            fit, train_step)
 
 TINY = ["--batch-size", "2", "--memory-rows", "16", "--memory-width", "6", "--controller-size", "16", "--eval-sequences", "4"]
 
@@ -20,8 +20,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def tiny_run(seed=0, **kw):
     task = CopyTask(max_len=4)
-    cfg = ModelConfig(task.input_size, task.output_size, hidden_size=16, memory_rows=8, memory_width=6, **kw)
-    return new_run(task, cfg, TrainConfig(batch_size=2, lr=1e-2, seed=seed, checkpoint_every=3))
+    cfg = NTMConfig(task.input_size, task.output_size, hidden_size=16, memory_rows=8, memory_width=6, **kw)
+    return new_run(task, cfg, NTMTrainConfig(batch_size=2, lr=1e-2, seed=seed, checkpoint_every=3))
 
 
 def test_cost_in_bits_and_bit_errors():
@@ -49,16 +49,16 @@ def test_training_reduces_cost():
 
 
 def test_checkpoint_round_trip_resumes_exactly(tmp_path):
-    straight = train(tiny_run(), 6)
-    half = train(tiny_run(), 3, out_dir=tmp_path)
+    straight = fit(tiny_run(), 6)
+    half = fit(tiny_run(), 3, out_dir=tmp_path)
     assert (tmp_path / "best.pt").is_file() and (tmp_path / "last.pt").is_file()
     ck = torch.load(tmp_path / "last.pt", weights_only=True)
     assert ck["format"] == "ds2cli-ntm-checkpoint" and ck["step"] == 3 and ck["task"]["task"] == "copy"
-    resumed = load_checkpoint(tmp_path / "last.pt")
+    resumed = load_ntm_checkpoint(tmp_path / "last.pt")
     assert resumed.model_cfg == half.model_cfg and resumed.task == half.task
     for a, b in zip(resumed.model.state_dict().values(), half.model.state_dict().values()):
         assert torch.equal(a, b)
-    train(resumed, 3)
+    fit(resumed, 3)
     for a, b in zip(resumed.model.state_dict().values(), straight.model.state_dict().values()):
         torch.testing.assert_close(a, b)
 
@@ -67,13 +67,13 @@ def test_bad_checkpoints_name_the_file(tmp_path):
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint at all")
     with pytest.raises(DS2Error, match="garbage.pt"):
-        load_checkpoint(garbage)
+        load_ntm_checkpoint(garbage)
     other = tmp_path / "other.pt"
     torch.save({"state_dict": {}}, other)
     with pytest.raises(DS2Error, match="other.pt: not a ds2cli NTM checkpoint"):
-        load_checkpoint(other)
+        load_ntm_checkpoint(other)
     with pytest.raises(DS2Error, match="missing.pt: checkpoint not found"):
-        load_checkpoint(tmp_path / "missing.pt")
+        load_ntm_checkpoint(tmp_path / "missing.pt")
 
 
 def test_evaluation_is_the_same_set_for_every_model():
@@ -87,9 +87,9 @@ def test_evaluation_is_the_same_set_for_every_model():
 
 def tiny_ngram_model(seed):
     torch.manual_seed(seed)
-    from ds2cli.ntm.model import build_model
+    from ds2cli.ntm.machine import build_machine
 
-    return build_model(ModelConfig(1, 1, hidden_size=8, memory_rows=8, memory_width=4))
+    return build_machine(NTMConfig(1, 1, hidden_size=8, memory_rows=8, memory_width=4))
 
 
 def test_cli_help_for_every_task():
@@ -156,7 +156,7 @@ def test_cli_errors(tmp_path):
 
 
 def test_lr_drops_once_when_solved():
-    from ds2cli.ntm.train import maybe_drop_lr
+    from ds2cli.ntm.fit import maybe_drop_lr
 
     run = tiny_run()
     assert not maybe_drop_lr(run, 5.0)  # not solved yet
@@ -174,35 +174,35 @@ def test_task_defaults_choose_the_lr_drop():
 
 
 def test_lr_schedule_warm_up_then_cosine_to_the_final_fraction():
-    from ds2cli.ntm.train import lr_factor
+    from ds2cli.ntm.fit import lr_factor
 
-    cfg = TrainConfig(steps=110, lr=1e-3, lr_schedule="cosine", warmup_steps=10, lr_final=0.1)
+    cfg = NTMTrainConfig(steps=110, lr=1e-3, lr_schedule="cosine", warmup_steps=10, lr_final=0.1)
     assert lr_factor(cfg, 0) == pytest.approx(0.1) and lr_factor(cfg, 9) == pytest.approx(1.0)  # linear warm-up
     assert lr_factor(cfg, 10) == pytest.approx(1.0)
     assert lr_factor(cfg, 60) == pytest.approx(0.55)  # half way: the mean of 1 and 0.1
     assert lr_factor(cfg, 110) == pytest.approx(0.1)
     factors = [lr_factor(cfg, s) for s in range(10, 111)]
     assert all(a >= b for a, b in zip(factors, factors[1:]))
-    assert lr_factor(TrainConfig(steps=50), 49) == 1.0
+    assert lr_factor(NTMTrainConfig(steps=50), 49) == 1.0
     with pytest.raises(DS2Error, match="schedule"):
-        lr_factor(TrainConfig(lr_schedule="linear"), 0)
+        lr_factor(NTMTrainConfig(lr_schedule="linear"), 0)
 
 
 def test_step_schedule_drops_at_the_given_fraction():
-    from ds2cli.ntm.train import lr_factor
+    from ds2cli.ntm.fit import lr_factor
 
-    cfg = TrainConfig(steps=100, lr_schedule="step", lr_final=0.1, decay_at=0.75)
+    cfg = NTMTrainConfig(steps=100, lr_schedule="step", lr_final=0.1, decay_at=0.75)
     assert [lr_factor(cfg, s) for s in (0, 74, 75, 99)] == pytest.approx([1.0, 1.0, 0.1, 0.1])
-    warm = TrainConfig(steps=100, lr_schedule="step", lr_final=0.1, decay_at=0.5, warmup_steps=4)
+    warm = NTMTrainConfig(steps=100, lr_schedule="step", lr_final=0.1, decay_at=0.5, warmup_steps=4)
     assert [lr_factor(warm, s) for s in (0, 3, 49, 50)] == pytest.approx([0.25, 1.0, 1.0, 0.1])
 
 
 def test_scheduled_lr_reaches_the_optimiser_and_keeps_the_drop():
-    from ds2cli.ntm.train import maybe_drop_lr
+    from ds2cli.ntm.fit import maybe_drop_lr
 
     task = CopyTask(max_len=4)
-    cfg = ModelConfig(task.input_size, task.output_size, hidden_size=16, memory_rows=8, memory_width=6)
-    run = new_run(task, cfg, TrainConfig(steps=4, batch_size=2, lr=1e-2, lr_schedule="cosine", warmup_steps=2))
+    cfg = NTMConfig(task.input_size, task.output_size, hidden_size=16, memory_rows=8, memory_width=6)
+    run = new_run(task, cfg, NTMTrainConfig(steps=4, batch_size=2, lr=1e-2, lr_schedule="cosine", warmup_steps=2))
     seen = []
     for _ in range(4):
         train_step(run, task.batch(2, run.gen))
@@ -235,7 +235,7 @@ def test_task_defaults_memory_rows_and_schedule():
 
 
 def test_roll_back_restores_the_best_and_halves_the_lr():
-    from ds2cli.ntm.train import maybe_roll_back, snapshot
+    from ds2cli.ntm.fit import maybe_roll_back, snapshot
 
     run = tiny_run()
     run.train_cfg.rollback_above = 5.0
@@ -262,7 +262,7 @@ def test_training_rolls_back_a_collapse(tmp_path):
     run.train_cfg.lr, run.train_cfg.rollback_above = 3.0, 0.5
     for group in run.optimizer.param_groups:
         group["lr"] = 3.0
-    train(run, 12, keep_best=True)
+    fit(run, 12, keep_best=True)
     assert run.rollbacks and run.lr_scale == 0.5 ** len(run.rollbacks)
     val = evaluate(run.model, run.task, None, run.train_cfg.val_sequences, seed=run.train_cfg.seed + 10_000)
     assert val.cost == pytest.approx(run.best["cost"], rel=1e-5)

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from data_prep.common import prepare
+from ds2cli.data_prep.common import prepare
 from ds2cli.cli import main
 from ds2cli.errors import DS2Error
 from ds2cli.manifest import read_manifest

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_prep import fsdd
-from data_prep.common import prepare
+from ds2cli.data_prep import fsdd
+from ds2cli.data_prep.common import prepare
 from ds2cli.audio import audio_info, read_audio
 from ds2cli.errors import DS2Error
 from ds2cli.manifest import read_manifest

@@ -164,7 +164,7 @@ def test_dataset_augmentation_is_fresh_per_epoch_and_replayable(exp):
 # ---------------------------------------------------------------- real training
 
 def test_training_reduces_the_loss_and_writes_its_files(exp):
-    from ds2cli.train import train
+    from ds2cli.trainer import train
 
     recipe = small_recipe(epochs=6, lr=3e-3, anneal=1.0)
     report = train(recipe, exp)
@@ -183,7 +183,7 @@ def test_training_reduces_the_loss_and_writes_its_files(exp):
 def test_checkpoint_round_trip_weights_only(exp):
     from ds2cli.checkpoint import model_from_checkpoint
     from ds2cli.inference import Recognizer
-    from ds2cli.train import train
+    from ds2cli.trainer import train
 
     train(small_recipe(epochs=1), exp)
     raw = torch.load(exp / "checkpoints" / "last.pt", weights_only=True)
@@ -201,7 +201,7 @@ def test_checkpoint_round_trip_weights_only(exp):
 
 def test_resume_continues_where_it_stopped(tmp_path, arctic_dir):
     """Stopping after 3 steps and resuming ends with the same weights as one uninterrupted run."""
-    from ds2cli.train import train
+    from ds2cli.trainer import train
 
     a, b = make_exp(tmp_path / "a", arctic_dir), make_exp(tmp_path / "b", arctic_dir)
     train(small_recipe(epochs=2), a)
@@ -218,7 +218,7 @@ def test_resume_continues_where_it_stopped(tmp_path, arctic_dir):
 def test_non_finite_batch_is_skipped_and_weights_kept(exp):
     """A transcript longer than its frames makes the CTC loss infinite: the step is skipped."""
     from ds2cli.data import Batch
-    from ds2cli.train import Trainer
+    from ds2cli.trainer import Trainer
 
     trainer = Trainer(small_recipe(), exp)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items() if "running" not in k}
@@ -232,7 +232,7 @@ def test_non_finite_batch_is_skipped_and_weights_kept(exp):
 
 def test_too_many_bad_batches_in_a_row_stop_the_run(exp):
     """A diverging run (an absurd learning rate) stops with a clear message."""
-    from ds2cli.train import train
+    from ds2cli.trainer import train
 
     recipe = small_recipe(optimizer="sgd", lr=1e30, momentum=0.0, grad_clip=0.0, max_bad_batches=2, epochs=3)
     with pytest.raises(DS2Error, match="2 batches in a row had a non-finite loss"):
@@ -241,7 +241,7 @@ def test_too_many_bad_batches_in_a_row_stop_the_run(exp):
 
 def test_impossible_transcripts_are_dropped_and_counted(exp):
     from ds2cli.manifest import read_manifest, write_manifest
-    from ds2cli.train import Trainer
+    from ds2cli.trainer import Trainer
 
     rows = read_manifest(exp / "manifests" / "train.jsonl")
     rows[0]["duration"] = 0.05  # 6 frames cannot carry a sentence
@@ -257,8 +257,8 @@ def test_shipped_recipes_load():
     from ds2cli.features import FeatureConfig
     from ds2cli.model import ModelConfig
     from ds2cli.recipe import load_recipe, section
-    from ds2cli.train import TrainConfig
-    from data_prep.common import DataConfig
+    from ds2cli.trainer import TrainConfig
+    from ds2cli.data_prep.common import DataConfig
 
     for name in ("tiny", "digits", "arctic", "librispeech", "aishell"):
         recipe = load_recipe(name)
@@ -270,7 +270,7 @@ def test_shipped_recipes_load():
 
 
 def test_unknown_recipe_key_is_an_error(exp):
-    from ds2cli.train import Trainer
+    from ds2cli.trainer import Trainer
 
     with pytest.raises(RecipeError, match=r"unknown key\(s\) in \[train\]: epoks"):
         Trainer({**small_recipe(), "train": {"epoks": 3}}, exp)

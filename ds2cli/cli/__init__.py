@@ -6,14 +6,15 @@ import click
 
 # name -> (module, attribute, short help)
 COMMANDS = {
-    "prepare": ("ds2cli.cli.prepare", "prepare", "Turn a corpus on disk into manifests, alphabet and feature stats."),
-    "align": ("ds2cli.cli.align", "align", "CTC forced alignment, timestamps and filtering of bad transcripts."),
-    "augment": ("ds2cli.cli.augment", "augment", "Write noise/speed-augmented copies of a manifest's audio."),
-    "train": ("ds2cli.cli.train", "train", "Train a Deep Speech 2 model from a recipe."),
-    "decode": ("ds2cli.cli.decode", "decode", "Transcribe audio files or a manifest (greedy or KenLM beam search)."),
-    "score": ("ds2cli.cli.score", "score", "WER/CER of hypotheses against references."),
-    "lm": ("ds2cli.cli.lm", "lm", "Build KenLM language models."),
-    "ntm": ("ds2cli.cli.ntm", "ntm", "Neural Turing Machines on the paper's algorithmic tasks."),
+    "prepare": ("ds2cli.cli.cmd_prepare", "prepare", "Turn a corpus on disk into manifests, alphabet and feature stats."),
+    "align": ("ds2cli.cli.cmd_align", "align", "CTC forced alignment, timestamps and filtering of bad transcripts."),
+    "augment": ("ds2cli.cli.cmd_augment", "augment", "Write noise/speed-augmented copies of a manifest's audio."),
+    "recipes": ("ds2cli.cli.cmd_recipes", "recipes", "List the recipes that --recipe NAME finds."),
+    "train": ("ds2cli.cli.cmd_train", "train", "Train a Deep Speech 2 model from a recipe."),
+    "decode": ("ds2cli.cli.cmd_decode", "decode", "Transcribe audio files or a manifest (greedy or KenLM beam search)."),
+    "score": ("ds2cli.cli.cmd_score", "score", "WER/CER of hypotheses against references."),
+    "lm": ("ds2cli.cli.cmd_lm", "lm", "Build KenLM language models."),
+    "ntm": ("ds2cli.cli.cmd_ntm", "ntm", "Neural Turing Machines on the paper's algorithmic tasks."),
 }
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from ds2cli.decode import fast
 from ds2cli.decode.config import BeamOptions
-from ds2cli.decode.scorer import ROOT, Scorer
+from ds2cli.decode.lm_scorer import ROOT, Scorer
 
 NEG_INF = -np.inf
 

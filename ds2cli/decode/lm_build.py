@@ -20,7 +20,7 @@ from ds2cli.decode.config import LMConfig
 from ds2cli.decode.lm import CHAR_SPACE, arpa_unigrams, read_meta
 from ds2cli.errors import DS2Error
 from ds2cli.fileio import atomic_path, write_json, write_text
-from ds2cli.scoring import detect_language
+from ds2cli.metrics import detect_language
 from ds2cli.text import normalize
 
 BUILD_VERSION = 1

@@ -18,7 +18,7 @@ import numpy as np
 
 from ds2cli.decode.beam import beam_search, greedy_search, prune_log_probs
 from ds2cli.decode.config import BeamOptions
-from ds2cli.decode.scorer import Scorer
+from ds2cli.decode.lm_scorer import Scorer
 from ds2cli.metrics import score_pairs
 
 
@@ -66,7 +66,7 @@ def tune(emissions: list[np.ndarray], refs: list[str], tokenizer, scorer: Scorer
          pairs: list[tuple[float, float]], on_trial: Callable[[Trial, Trial], None] | None = None) -> TuneResult:
     """Search `pairs` of (alpha, beta) on cached emissions (each (T, V) log-probs) with normalised
     references. `on_trial(trial, best_so_far)` is called after each pair. Ties keep the earlier pair."""
-    from ds2cli.decode.api import hypothesis_text
+    from ds2cli.decode.decoder import hypothesis_text
 
     if not pairs:
         raise ValueError("no (alpha, beta) pairs to try")

@@ -9,10 +9,10 @@ from typing import Callable
 import torch
 
 from ds2cli.errors import DS2Error
-from ds2cli.ntm.model import count_parameters
+from ds2cli.ntm.machine import count_parameters
 from ds2cli.ntm.tasks import TASKS
-from ds2cli.ntm.train import (EvalResult, Run, TrainConfig, eval_table, evaluate, load_checkpoint, new_run,
-                              paper_configs, train)
+from ds2cli.ntm.fit import (EvalResult, Run, NTMTrainConfig, eval_table, evaluate, load_ntm_checkpoint, new_run,
+                            paper_configs, fit)
 
 # Default training per task for the NTM: (optimiser steps, batch size, learning rate). The paper
 # trains one sequence at a time at lr 1e-4 (3e-5 for n-grams and sorting); we train batches of 16
@@ -29,7 +29,7 @@ DEFAULT_TRAINING = {
     "priority-sort": (3_750, 16, 1e-3),       # 60,000 sequences, ~9 CPU minutes
 }
 DEFAULT_EVAL_SEQUENCES = {"ngrams": 1000}
-# Per-task NTM settings beyond the paper's (ModelConfig and TrainConfig fields), each measured
+# Per-task NTM settings beyond the paper's (NTMConfig and NTMTrainConfig fields), each measured
 # in benchmarks/results/ntm.md (medians of 3 seeds). Write heads that start by moving one row per
 # step: associative recall converged in 3 of 3 seeds (free: 2 of 3); n-grams 128.9 bits against
 # 133.3 (optimum 127.35); priority sort 49.0 against 91.4. Copy and repeat copy keep the free start
@@ -37,7 +37,7 @@ DEFAULT_EVAL_SEQUENCES = {"ngrams": 1000}
 # N-grams drop the rate 10x for the last quarter: 1.3-1.6 bits better on validation.
 NTM_MODEL_DEFAULTS = {task: {"write_init": "sequential"} for task in ("associative-recall", "ngrams", "priority-sort")}
 NTM_TRAIN_DEFAULTS = {"ngrams": {"lr_schedule": "step", "lr_final": 0.1, "decay_at": 0.75}}
-# Tasks trained without TrainConfig's learning-rate drop. Copy: measured better at every length
+# Tasks trained without NTMTrainConfig's learning-rate drop. Copy: measured better at every length
 # without it (benchmarks/results/ntm.md), the drop froze models that had not yet generalised.
 NO_LR_DROP = frozenset({"copy"})
 # Also validate at this length when picking the best checkpoint (copy: generalisation to the
@@ -129,12 +129,12 @@ def _build_run(opts: NTMOptions) -> Run:
     if opts.controller_layers is not None:
         model_cfg.layers = opts.controller_layers
     steps, batch_size, ntm_lr = DEFAULT_TRAINING[task.name]
-    train_cfg = TrainConfig(steps=opts.steps if opts.steps is not None else steps,
+    train_cfg = NTMTrainConfig(steps=opts.steps if opts.steps is not None else steps,
                             batch_size=opts.batch_size or batch_size,
                             lr=opts.lr or (ntm_lr if opts.model == "ntm" else lr),
                             momentum=opts.momentum, clip=opts.clip, seed=opts.seed,
                             checkpoint_every=opts.checkpoint_every, select_len=SELECT_LEN.get(task.name),
-                            lr_drop_below=None if task.name in NO_LR_DROP else TrainConfig.lr_drop_below,
+                            lr_drop_below=None if task.name in NO_LR_DROP else NTMTrainConfig.lr_drop_below,
                             **(NTM_TRAIN_DEFAULTS.get(task.name, {}) if opts.model == "ntm" else {}))
     return new_run(task, model_cfg, train_cfg)
 
@@ -151,7 +151,7 @@ def run_ntm(opts: NTMOptions, report: Callable[[dict], None] | None = None) -> N
     if opts.eval_only and not opts.checkpoint:
         raise DS2Error("--eval-only needs --checkpoint")
     if opts.checkpoint:
-        run = load_checkpoint(opts.checkpoint)
+        run = load_ntm_checkpoint(opts.checkpoint)
         if run.task.name != opts.task:
             raise DS2Error(f"{opts.checkpoint}: a {run.task.name} checkpoint, not {opts.task}")
     else:
@@ -173,7 +173,7 @@ def run_ntm(opts: NTMOptions, report: Callable[[dict], None] | None = None) -> N
             if report:
                 report({**row, "done": row["step"] - start, "total": steps})
 
-        train(run, steps, out_dir=out, report=progress_row, keep_best=True)
+        fit(run, steps, out_dir=out, report=progress_row, keep_best=True)
         training = {"steps": run.step, "sequences": run.step * run.train_cfg.batch_size,
                     "seconds": time.perf_counter() - t0, "batch_size": run.train_cfg.batch_size,
                     "lr": run.train_cfg.lr, "seed": run.train_cfg.seed, "best": dict(run.best)}

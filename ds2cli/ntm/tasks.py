@@ -18,7 +18,7 @@ from ds2cli.errors import DS2Error
 
 
 @dataclass
-class Batch:
+class TaskBatch:
     inputs: torch.Tensor   # (T, B, I) float
     targets: torch.Tensor  # (T, B, O) float in {0, 1}
     mask: torch.Tensor     # (T, B) bool: steps that are scored
@@ -33,7 +33,7 @@ def _randint(gen: torch.Generator, low: int, high: int) -> int:
     return int(torch.randint(low, high + 1, (1,), generator=gen))
 
 
-def _pad(samples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> Batch:
+def _pad(samples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> TaskBatch:
     """Stack per-sequence (T_i, I), (T_i, O), (T_i,) into a zero-padded batch."""
     T = max(s[0].shape[0] for s in samples)
     B = len(samples)
@@ -44,7 +44,7 @@ def _pad(samples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> Batc
         inputs[:len(x), b] = x
         targets[:len(y), b] = y
         mask[:len(m), b] = m
-    return Batch(inputs, targets, mask)
+    return TaskBatch(inputs, targets, mask)
 
 
 class Task:
@@ -70,7 +70,7 @@ class Task:
         """One sequence as (inputs (T, I), targets (T, O), mask (T,)); `length` None = training mix."""
         raise NotImplementedError
 
-    def batch(self, batch_size: int, gen: torch.Generator, length=None) -> Batch:
+    def batch(self, batch_size: int, gen: torch.Generator, length=None) -> TaskBatch:
         return _pad([self.sample(gen, length) for _ in range(batch_size)])
 
     def parse_length(self, text: str):
@@ -265,13 +265,13 @@ class NGramTask(Task):
         bits = self.bits(batch_size, gen, length)
         return self.batch_from_bits(bits)
 
-    def batch_from_bits(self, bits: torch.Tensor) -> Batch:
+    def batch_from_bits(self, bits: torch.Tensor) -> TaskBatch:
         """bits (B, T) -> inputs bits[:, :-1], targets bits[:, 1:] as (T-1, B, 1)."""
         x = bits[:, :-1].t().unsqueeze(-1).contiguous()
         y = bits[:, 1:].t().unsqueeze(-1).contiguous()
         mask = torch.zeros(y.shape[:2], dtype=torch.bool)
         mask[self.context - 1:] = True  # target index t+1 >= context
-        return Batch(x, y, mask)
+        return TaskBatch(x, y, mask)
 
 
 def ngram_optimal_cost(bits: torch.Tensor, context: int = 5) -> torch.Tensor:

@@ -176,7 +176,7 @@ class Trainer:
 
     def __init__(self, recipe: dict, exp_dir, *, data_dir: str | None = None, resume: bool = True,
                  longest_first: bool = False, quiet: bool = True, log: Callable[[str], None] | None = None):
-        from data_prep.common import is_prepared, prepare_recipe
+        from ds2cli.data_prep.common import is_prepared, prepare_recipe
         from ds2cli.features import FeatureConfig
         from ds2cli.model import ModelConfig
         from ds2cli.recipe import section

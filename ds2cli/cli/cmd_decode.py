@@ -80,7 +80,7 @@ def decode(files, manifest, out, checkpoint, recipe, overrides, exp_root, lm, no
       ds2cli decode --recipe tiny --tune --manifest exp/tiny/manifests/dev.jsonl
       ds2cli decode a.flac b.wav --lm lm.bin --beam-size 200 --alpha 0.8 --beta 1.5 --json
     """
-    from ds2cli.decode.api import load_decoder
+    from ds2cli.decode.decoder import load_decoder
 
     if threads:
         import torch
@@ -135,7 +135,7 @@ def _print_files(decoder, done, as_json: bool, many: bool) -> None:
 def _tune(decoder, manifest, search, alpha_range, beta_range, points, seed, quiet, as_json) -> None:
     from pathlib import Path
 
-    from ds2cli.decode.api import PARAMS_FILE
+    from ds2cli.decode.decoder import PARAMS_FILE
     from ds2cli.decode.tune import cached_emissions, grid, tune
     from ds2cli.fileio import write_json
 

@@ -53,7 +53,7 @@ def prepare(corpus, data_dir, recipe, out_dir, jobs, units, vocab_size, seed, op
     """
     from pathlib import Path
 
-    from data_prep.common import prepare_recipe
+    from ds2cli.data_prep.common import prepare_recipe
     from ds2cli.recipe import load_recipe
 
     if not recipe and not corpus:

@@ -25,7 +25,7 @@ SEQUENTIAL_WRITE_BIAS = {"gate": -3.0, "shift": 3.0, "gamma": 2.0}
 
 
 @dataclass
-class ModelConfig:
+class NTMConfig:
     """Everything needed to rebuild a model; stored in every checkpoint."""
 
     input_size: int
@@ -50,7 +50,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> "NTMConfig":
         return cls(**d)
 
 
@@ -83,7 +83,7 @@ class NTM(nn.Module):
     reads, and runs once over all steps at the end (it does not feed back).
     """
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: NTMConfig):
         super().__init__()
         self.cfg = cfg
         R, W, N, M = cfg.read_heads, cfg.write_heads, cfg.memory_rows, cfg.memory_width
@@ -189,7 +189,7 @@ class NTM(nn.Module):
 class LSTMBaseline(nn.Module):
     """The paper's baseline: a stack of LSTM layers and a sigmoid output layer."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: NTMConfig):
         super().__init__()
         self.cfg = cfg
         self.lstm = nn.LSTM(cfg.input_size, cfg.hidden_size, num_layers=cfg.layers)
@@ -201,7 +201,7 @@ class LSTMBaseline(nn.Module):
         return (logits, None) if trace else logits
 
 
-def build_model(cfg: ModelConfig) -> nn.Module:
+def build_machine(cfg: NTMConfig) -> nn.Module:
     if cfg.model == "ntm":
         return NTM(cfg)
     if cfg.model == "lstm":

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 
 from ds2cli.errors import DS2Error
 from ds2cli.fileio import torch_save
-from ds2cli.ntm.model import ModelConfig, build_model
-from ds2cli.ntm.tasks import Batch, NGramTask, Task, ngram_optimal_cost, task_from_dict
+from ds2cli.ntm.machine import NTMConfig, build_machine
+from ds2cli.ntm.tasks import TaskBatch, NGramTask, Task, ngram_optimal_cost, task_from_dict
 
 CHECKPOINT_FORMAT = "ds2cli-ntm-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -36,22 +36,22 @@ PAPER = {
 }
 
 
-def paper_configs(task: Task, model: str = "ntm", controller: str = "lstm") -> tuple[ModelConfig, float]:
+def paper_configs(task: Task, model: str = "ntm", controller: str = "lstm") -> tuple[NTMConfig, float]:
     """The paper's model config and learning rate for a task."""
     row = PAPER[task.name]
     if model == "lstm":
         size, layers, lr = row["baseline"]
-        return ModelConfig(task.input_size, task.output_size, model="lstm", hidden_size=size, layers=layers), lr
+        return NTMConfig(task.input_size, task.output_size, model="lstm", hidden_size=size, layers=layers), lr
     if controller not in ("ff", "lstm"):
         raise DS2Error(f"unknown controller {controller!r} (expected lstm or ff)")
     heads, size, layers, lr = row[controller]
-    cfg = ModelConfig(task.input_size, task.output_size, model="ntm", controller=controller,
+    cfg = NTMConfig(task.input_size, task.output_size, model="ntm", controller=controller,
                       hidden_size=size, layers=layers, read_heads=heads, write_heads=heads)
     return cfg, lr
 
 
 @dataclass
-class TrainConfig:
+class NTMTrainConfig:
     steps: int = 10000            # optimiser steps; sequences = steps * batch_size
     batch_size: int = 1
     lr: float = 1e-4
@@ -93,8 +93,8 @@ class Run:
     """A model with its task, configs, optimiser and training state."""
 
     task: Task
-    model_cfg: ModelConfig
-    train_cfg: TrainConfig
+    model_cfg: NTMConfig
+    train_cfg: NTMTrainConfig
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     gen: torch.Generator          # the one generator for training data
@@ -106,23 +106,23 @@ class Run:
     history: list = field(default_factory=list)  # one dict per report
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_ntm_optimizer(model: torch.nn.Module, cfg: NTMTrainConfig) -> torch.optim.Optimizer:
     return torch.optim.RMSprop(model.parameters(), lr=cfg.lr, alpha=cfg.alpha, eps=cfg.eps,
                                momentum=cfg.momentum, foreach=True)
 
 
-def new_run(task: Task, model_cfg: ModelConfig, train_cfg: TrainConfig) -> Run:
+def new_run(task: Task, model_cfg: NTMConfig, train_cfg: NTMTrainConfig) -> Run:
     """A fresh model, seeded by train_cfg.seed (initial weights and the data stream)."""
     torch.manual_seed(train_cfg.seed)
-    model = build_model(model_cfg)
+    model = build_machine(model_cfg)
     gen = torch.Generator().manual_seed(train_cfg.seed)
-    return Run(task, model_cfg, train_cfg, model, make_optimizer(model, train_cfg), gen)
+    return Run(task, model_cfg, train_cfg, model, make_ntm_optimizer(model, train_cfg), gen)
 
 
 LR_SCHEDULES = ("constant", "cosine", "step")
 
 
-def lr_factor(cfg: TrainConfig, step: int) -> float:
+def lr_factor(cfg: NTMTrainConfig, step: int) -> float:
     """The schedule's multiplier of cfg.lr for optimiser step `step` (0-based) of cfg.steps."""
     if cfg.lr_schedule not in LR_SCHEDULES:
         raise DS2Error(f"unknown learning-rate schedule {cfg.lr_schedule!r} (expected {' or '.join(LR_SCHEDULES)})")
@@ -166,7 +166,7 @@ def maybe_roll_back(run: Run, score: float, best_score: float | None, best: dict
 
 
 def maybe_drop_lr(run: Run, val_bit_errors: float) -> bool:
-    """Apply TrainConfig.lr_drop once validation bit errors fall below lr_drop_below."""
+    """Apply NTMTrainConfig.lr_drop once validation bit errors fall below lr_drop_below."""
     cfg = run.train_cfg
     if run.lr_dropped_at is not None or cfg.lr_drop_below is None or val_bit_errors >= cfg.lr_drop_below:
         return False
@@ -177,7 +177,7 @@ def maybe_drop_lr(run: Run, val_bit_errors: float) -> bool:
 
 # ---------------------------------------------------------------- cost and bit errors
 
-def sequence_metrics(logits: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+def sequence_metrics(logits: torch.Tensor, batch: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """logits (T, B, O) -> (cost in bits (B,), bit errors (B,)) over the scored steps."""
     m = batch.mask.unsqueeze(-1).float()
     bce = F.binary_cross_entropy_with_logits(logits, batch.targets, reduction="none")
@@ -186,7 +186,7 @@ def sequence_metrics(logits: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, 
     return cost, errors
 
 
-def train_step(run: Run, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+def train_step(run: Run, batch: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimiser step on a batch; returns detached (cost, bit errors) summed over the batch."""
     logits = run.model(batch.inputs)
     m = batch.mask.unsqueeze(-1).float()
@@ -267,12 +267,12 @@ def checkpoint_dict(run: Run) -> dict:
     }
 
 
-def save_checkpoint(run: Run, path: str | os.PathLike) -> None:
+def save_ntm_checkpoint(run: Run, path: str | os.PathLike) -> None:
     """Write atomically (temp file + rename)."""
     torch_save(checkpoint_dict(run), path)
 
 
-def load_checkpoint(path: str | os.PathLike) -> Run:
+def load_ntm_checkpoint(path: str | os.PathLike) -> Run:
     """Rebuild a Run from a checkpoint; DS2Error naming the file if it is not one of ours."""
     path = Path(path)
     if not path.is_file():
@@ -285,11 +285,11 @@ def load_checkpoint(path: str | os.PathLike) -> Run:
         raise DS2Error(f"{path}: not a ds2cli NTM checkpoint (format is not {CHECKPOINT_FORMAT!r})")
     try:
         task = task_from_dict(ck["task"])
-        model_cfg = ModelConfig.from_dict(ck["model"])
-        train_cfg = TrainConfig(**ck["train"])
-        model = build_model(model_cfg)
+        model_cfg = NTMConfig.from_dict(ck["model"])
+        train_cfg = NTMTrainConfig(**ck["train"])
+        model = build_machine(model_cfg)
         model.load_state_dict(ck["state_dict"])
-        optimizer = make_optimizer(model, train_cfg)
+        optimizer = make_ntm_optimizer(model, train_cfg)
         optimizer.load_state_dict(ck["optimizer"])
         gen = torch.Generator()
         gen.set_state(ck["rng"]["data"])
@@ -304,7 +304,7 @@ def load_checkpoint(path: str | os.PathLike) -> Run:
 
 # ---------------------------------------------------------------- the training loop
 
-def train(run: Run, steps: int, out_dir: str | os.PathLike | None = None,
+def fit(run: Run, steps: int, out_dir: str | os.PathLike | None = None,
           report: Callable[[dict], None] | None = None, report_every: int = 50,
           keep_best: bool = False) -> Run:
     """Train for `steps` more optimiser steps.
@@ -357,8 +357,8 @@ def train(run: Run, steps: int, out_dir: str | os.PathLike | None = None,
                     best_state = snapshot(run)
             if out:
                 if improved:
-                    save_checkpoint(run, out / "best.pt")
-                save_checkpoint(run, out / "last.pt")
+                    save_ntm_checkpoint(run, out / "best.pt")
+                save_ntm_checkpoint(run, out / "last.pt")
     if best_state is not None and keep_best:
         run.model.load_state_dict(best_state["model"])
     return run

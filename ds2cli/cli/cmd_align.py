@@ -13,7 +13,7 @@ _TEST_SET = re.compile(r"(^|[^a-z])(test|eval)", re.IGNORECASE)
 
 def default_checkpoint(exp_root: str = "exp") -> Path:
     """The best checkpoint of the last trained recipe (exp/LAST names its experiment dir)."""
-    from ds2cli.train import read_last
+    from ds2cli.trainer import read_last
 
     exp_dir = read_last(exp_root)
     if exp_dir is None:
@@ -90,7 +90,7 @@ def align(manifest, checkpoint, out_dir, do_filter, thresholds, filter_model, fi
       ds2cli align exp/arctic/manifests/train.jsonl --filter --filter-model exp/arctic/align/dev/filter.json
       ds2cli align data.jsonl -c model.pt --out aligned --filter --thresholds 'greedy_cer<=0.4'
     """
-    from ds2cli.align.api import align_to_dir
+    from ds2cli.align.aligner import align_to_dir
     from ds2cli.align.forced import Boundaries
     from ds2cli.inference import Recognizer
     from ds2cli.manifest import read_manifest
@@ -145,7 +145,7 @@ def _check_options(manifest, do_filter, thresholds, filter_model, fit_filter, al
 
 
 def _fit(rows, recognizer, target, seed, batch_size, quiet, as_json):
-    from ds2cli.align.api import fit_filter
+    from ds2cli.align.aligner import fit_filter
     from ds2cli.align.filter import save_filter
 
     result = fit_filter(rows, recognizer, seed, batch_size, quiet)

@@ -82,7 +82,7 @@ def train(recipe, data_dir, exp_dir, sets, nproc, resume, longest_first, device,
     exp = Path(exp_dir) if exp_dir else experiment_dir(spec)
     log = (lambda msg: None) if as_json else (lambda msg: click.echo(msg, err=True))
     if nproc > 1:
-        from data_prep.common import is_prepared, prepare_recipe
+        from ds2cli.data_prep.common import is_prepared, prepare_recipe
 
         if not is_prepared(exp):  # once, before the workers start
             log(f"preparing {exp} (recipe {spec['name']})")
@@ -98,7 +98,7 @@ def train(recipe, data_dir, exp_dir, sets, nproc, resume, longest_first, device,
 
     from dataclasses import asdict
 
-    from ds2cli.train import train as run_training
+    from ds2cli.trainer import train as run_training
 
     report = run_training(spec, exp, data_dir=data_dir, resume=resume, longest_first=longest_first,
                           quiet=quiet, log=log)

@@ -28,7 +28,7 @@ def score(hypotheses, references, language, normalize, per_utt, out, as_json):
     substitution/deletion/insertion counts, and the best, median and worst utterances.
     Mandarin is scored by characters. A reference with no hypothesis counts as an empty one."""
     from ds2cli.fileio import write_json
-    from ds2cli.scoring import score_files
+    from ds2cli.metrics import score_files
 
     report = score_files(hypotheses, references, language, normalize)
     result = report.as_dict(per_utterance=per_utt or bool(out))

@@ -17,7 +17,7 @@ import numpy as np
 from ds2cli.decode.beam import Hypothesis, beam_search, greedy_search
 from ds2cli.decode.config import DecodeConfig, LMConfig
 from ds2cli.decode.lm import KenLM, check_fit, detect_level, load_lm
-from ds2cli.decode.scorer import Scorer, make_scorer
+from ds2cli.decode.lm_scorer import Scorer, make_scorer
 from ds2cli.decode.timing import token_spans
 from ds2cli.errors import AudioError, DS2Error
 from ds2cli.text import WORD_MARK, normalize
@@ -28,7 +28,7 @@ PARAMS_FILE = "decode_params.json"
 # -- where things are ---------------------------------------------------------------------------
 def default_checkpoint(exp_root="exp") -> Path:
     """The best checkpoint of the experiment that `ds2cli train` wrote last (named by exp/LAST)."""
-    from ds2cli.train import read_last
+    from ds2cli.trainer import read_last
 
     exp_dir = read_last(exp_root)
     if exp_dir is None:
