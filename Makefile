@@ -25,7 +25,7 @@ test-all: setup
 	$(PY) -m pytest -q
 
 demo: setup
-	scripts/demo.sh $(DS2) $(EXP)
+	scripts/demo.sh $(DS2) $(EXP) $(PY)
 
 bench: setup
 	$(PY) -m benchmarks.run_all

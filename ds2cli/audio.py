@@ -12,6 +12,7 @@ import soundfile as sf
 from ds2cli.errors import AudioError
 
 SAMPLE_RATE = 16000  # DS2 works on 16 kHz audio
+MIN_SECONDS = 0.025  # shorter audio gives no spectrogram frame worth the name (and breaks the STFT)
 _WAV_DATA_SHORT = re.compile(r"^data : (\d+) \(should be (\d+)\)", re.M)  # libsndfile's WAV report
 
 
@@ -29,7 +30,8 @@ class AudioInfo:
 def audio_info(path, verify: bool = True) -> AudioInfo:
     """Read length and rate from the file header. With `verify`, also check that the file holds
     what its header promises (decode the last frame; compare a WAV data chunk with the file size),
-    which catches truncated files."""
+    which catches truncated files, and that it is not shorter than MIN_SECONDS; a floating-point
+    file is also read through for NaN or infinite samples (integer PCM cannot hold them)."""
     _require_file(path)
     try:
         with sf.SoundFile(str(path)) as f:
@@ -37,6 +39,9 @@ def audio_info(path, verify: bool = True) -> AudioInfo:
             extra = f.extra_info
             if info.frames <= 0:
                 raise AudioError(f"{path}: empty audio (0 samples)")
+            if info.frames < MIN_SECONDS * info.sample_rate:
+                raise AudioError(f"{path}: audio too short ({info.frames} samples; at least "
+                                 f"{MIN_SECONDS * 1000:g} ms needed)")
             if verify:
                 short = _WAV_DATA_SHORT.search(extra)
                 if short and int(short.group(2)) < int(short.group(1)):
@@ -50,6 +55,11 @@ def audio_info(path, verify: bool = True) -> AudioInfo:
                 if not complete:
                     raise AudioError(f"{path}: truncated audio (header says {info.frames} samples, "
                                      "the end cannot be read)")
+                if f.subtype in ("FLOAT", "DOUBLE"):
+                    f.seek(0)
+                    for block in f.blocks(65536, dtype="float32"):
+                        if not np.isfinite(block).all():
+                            raise AudioError(f"{path}: audio contains NaN or infinite samples")
     except AudioError:
         raise
     except FileNotFoundError:
@@ -63,12 +73,20 @@ def read_audio(path, sample_rate: int = SAMPLE_RATE, offset: float = 0.0,
                duration: float | None = None) -> np.ndarray:
     """Return samples as float32 mono at `sample_rate`. shape = (n_samples,)
 
-    `offset` and `duration` (seconds) select a segment, as in NeMo manifests."""
+    `offset` and `duration` (seconds) select a segment, as in NeMo manifests. A truncated WAV
+    (its data chunk promises more than the file holds) is an AudioError, as in `audio_info`."""
     _require_file(path)
     try:
         with sf.SoundFile(str(path)) as f:
             native = f.samplerate
+            short = _WAV_DATA_SHORT.search(f.extra_info)
+            if short and int(short.group(2)) < int(short.group(1)):
+                raise AudioError(f"{path}: truncated audio (data chunk is {short.group(1)} bytes, "
+                                 f"the file holds {short.group(2)})")
             start = int(round(offset * native))
+            if start >= f.frames:
+                raise AudioError(f"{path}: offset {offset:g} s is past the end of the audio "
+                                 f"({f.frames / native:.2f} s)")
             if start:
                 f.seek(start)
             frames = -1 if duration is None else int(round(duration * native))
@@ -79,6 +97,9 @@ def read_audio(path, sample_rate: int = SAMPLE_RATE, offset: float = 0.0,
         raise AudioError(f"{path}: unreadable audio ({_short(err)})") from None
     if data.size == 0:
         raise AudioError(f"{path}: empty audio (0 samples)")
+    if data.shape[0] < MIN_SECONDS * native:
+        raise AudioError(f"{path}: audio too short ({data.shape[0]} samples; at least "
+                         f"{MIN_SECONDS * 1000:g} ms needed)")
     wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not np.isfinite(wave).all():
         raise AudioError(f"{path}: audio contains NaN or infinite samples")
@@ -114,8 +135,12 @@ def write_audio(path, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
 
 
 def _require_file(path) -> None:
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise AudioError(f"{path}: no such file")
+    if not os.path.isfile(path):
+        raise AudioError(f"{path}: not a regular file")
+    if not os.access(path, os.R_OK):
+        raise AudioError(f"{path}: permission denied")
 
 
 def _short(err: Exception) -> str:

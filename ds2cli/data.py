@@ -7,11 +7,12 @@ replayed exactly: after a resume, with any number of DataLoader workers, on any 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from ds2cli.errors import AudioError
 from ds2cli.manifest import read_row_audio
 from ds2cli.features import FeatureConfig, FeatureStats, log_spectrogram
 
@@ -30,6 +31,7 @@ class Batch:
     ids: list[str]
     texts: list[str]
     durations: list[float]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (id, why) of unreadable rows
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -58,8 +60,15 @@ class SpeechDataset(torch.utils.data.Dataset):
     def __getitem__(self, key):
         index, epoch = key if isinstance(key, tuple) else (key, 0)
         row = self.rows[index]
-        wave = read_row_audio(row, self.feature_config.sample_rate)
         utt_id = row["id"]
+        try:
+            wave = read_row_audio(row, self.feature_config.sample_rate)
+        except AudioError as err:
+            return Skipped(utt_id, str(err))
+        seconds = len(wave) / self.feature_config.sample_rate
+        if abs(seconds - float(row["duration"])) > 0.5 + 0.1 * seconds:
+            return Skipped(utt_id, f"{row['audio_filepath']}: holds {seconds:.2f} s of audio, its manifest "
+                                   f"duration says {float(row['duration']):g} s")
         if self.pipeline is not None:
             wave, _ = self.pipeline.apply_waveform(wave, seed=self.seed, epoch=epoch, utt_id=utt_id)
         feats = log_spectrogram(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)),
@@ -70,8 +79,22 @@ class SpeechDataset(torch.utils.data.Dataset):
         return feats, self.tokenizer.encode(row["text"]), utt_id, row["text"], float(row["duration"])
 
 
-def collate(items: list[tuple]) -> Batch:
-    """Pad a list of dataset items into a Batch (zeros after each utterance's last frame)."""
+@dataclass
+class Skipped:
+    """A dataset item that could not be made: the row's id and why."""
+
+    id: str
+    reason: str
+
+
+def collate(items: list) -> Batch:
+    """Pad a list of dataset items into a Batch (zeros after each utterance's last frame). Skipped
+    items are left out and listed in `skipped`; the batch may then be empty (len 0)."""
+    skipped = [(it.id, it.reason) for it in items if isinstance(it, Skipped)]
+    items = [it for it in items if not isinstance(it, Skipped)]
+    if not items:
+        empty = torch.zeros(0, dtype=torch.long)
+        return Batch(torch.zeros(0, 0, 0), empty, empty, empty, [], [], [], skipped)
     lengths = torch.tensor([f.shape[0] for f, *_ in items], dtype=torch.long)
     feats = torch.zeros(len(items), int(lengths.max()), items[0][0].shape[1])
     for i, (f, *_) in enumerate(items):
@@ -79,7 +102,7 @@ def collate(items: list[tuple]) -> Batch:
     targets = torch.tensor([t for _, ids, *_ in items for t in ids], dtype=torch.long)
     target_lengths = torch.tensor([len(ids) for _, ids, *_ in items], dtype=torch.long)
     return Batch(feats, lengths, targets, target_lengths, [it[2] for it in items],
-                 [it[3] for it in items], [it[4] for it in items])
+                 [it[3] for it in items], [it[4] for it in items], skipped)
 
 
 def make_batches(durations: list[float], max_batch_seconds: float, max_batch_size: int = 0,

@@ -4,6 +4,7 @@ Relative audio paths resolve against the manifest's folder."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -11,11 +12,14 @@ from ds2cli.errors import ManifestError
 from ds2cli.fileio import write_jsonl
 
 REQUIRED = ("audio_filepath", "duration", "text")
+MAX_SECONDS = 24 * 3600.0  # a duration or offset beyond a day is a broken row, not a recording
 
 
-def read_manifest(path, require_text: bool = True) -> list[dict]:
+def read_manifest(path, require_text: bool = True, skipped: list[str] | None = None) -> list[dict]:
     """Read and validate a manifest. Every row gets an `id` (the file stem if absent) and an
-    absolute `audio_filepath`. Raises ManifestError naming the file and line."""
+    absolute `audio_filepath`. Raises ManifestError naming the file and line; with a `skipped`
+    list, a row whose fields are wrong is left out and its message appended there instead (the
+    file as a whole must still be a manifest)."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: no such manifest")
@@ -35,8 +39,12 @@ def read_manifest(path, require_text: bool = True) -> list[dict]:
         if not isinstance(row, dict):
             raise ManifestError(f"{path}:{n}: expected a JSON object")
         missing = [k for k in required if k not in row]
-        if missing:
-            raise ManifestError(f"{path}:{n}: missing key(s) {', '.join(missing)}")
+        problem = f"missing key(s) {', '.join(missing)}" if missing else row_problem(row, require_text)
+        if problem:
+            if skipped is None:
+                raise ManifestError(f"{path}:{n}: {problem}")
+            skipped.append(f"{path}:{n}: {problem}")
+            continue
         audio = Path(os.path.expanduser(row["audio_filepath"]))
         row["audio_filepath"] = str(audio if audio.is_absolute() else (path.parent / audio).resolve())
         row.setdefault("id", _default_id(row))
@@ -45,6 +53,25 @@ def read_manifest(path, require_text: bool = True) -> list[dict]:
         seen[row["id"]] = n
         rows.append(row)
     return rows
+
+
+def row_problem(row: dict, require_text: bool = True) -> str | None:
+    """What is wrong with a row's field types and values (None when nothing is)."""
+    if not isinstance(row["audio_filepath"], str) or not row["audio_filepath"].strip():
+        return "audio_filepath must be a non-empty string"
+    for key in ("duration", "offset"):
+        if key not in row or (key == "offset" and row[key] is None):
+            continue
+        value = row[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{key} must be a number of seconds, not {value!r}"
+        if not math.isfinite(value) or value < 0 or value > MAX_SECONDS:
+            return f"{key} must be between 0 and {MAX_SECONDS:g} seconds, not {value!r}"
+    if require_text and not isinstance(row.get("text"), str):
+        return f"text must be a string, not {row.get('text')!r}"
+    if "id" in row and not isinstance(row["id"], (str, int)):
+        return f"id must be a string, not {row['id']!r}"
+    return None
 
 
 def _default_id(row: dict) -> str:

@@ -80,7 +80,9 @@ class TrainReport:
     best_dev_cer: float | None
     last_loss: float | None
     bad_batches: int
-    dropped_utterances: dict[str, int]
+    dropped_utterances: dict[str, int]  # reason -> rows left out before training
+    skipped_utterances: int  # rows whose audio could not be read during training (each counted once)
+    skipped_examples: list[str]  # the first messages, file and problem, of the rows left out
     train_utterances: int
     world_size: int
     seconds: float
@@ -93,7 +95,11 @@ class TrainReport:
         loss = f"{self.last_loss:.3f}" if self.last_loss is not None else "n/a"
         return (f"trained {self.epochs} epoch(s), {self.steps} steps in {self.seconds:.0f} s "
                 f"({self.audio_seconds_per_second:.1f} audio s/s, {self.world_size} worker(s)); "
-                f"loss {loss}; {dev}; bad batches {self.bad_batches} -> {self.best_checkpoint}")
+                f"loss {loss}; {dev}; bad batches {self.bad_batches}{self.skipped_note()} -> {self.best_checkpoint}")
+
+    def skipped_note(self) -> str:
+        left_out = sum(self.dropped_utterances.values()) + self.skipped_utterances
+        return f"; {left_out} utterance(s) left out (see train_report.json)" if left_out else ""
 
 
 # ---------------------------------------------------------------- small pure helpers
@@ -204,7 +210,7 @@ class Trainer:
         self._build_model()
         self.state = {"epoch": 0, "batch": 0, "step": 0, "bad_total": 0, "bad_in_row": 0,
                       "best_wer": None, "best_cer": None, "best_epoch": None, "history": [],
-                      "audio_seconds": 0.0, "train_seconds": 0.0, "epoch_kept": []}
+                      "audio_seconds": 0.0, "train_seconds": 0.0, "epoch_kept": [], "skipped": {}}
         self.resumed = resume and (self.ckpt_dir / "last.pt").is_file()
         if self.resumed:
             self._restore(self.ckpt_dir / "last.pt")
@@ -220,12 +226,14 @@ class Trainer:
         exp = self.exp_dir
         self.tokenizer = tokenizer_from_dict(json.loads((exp / "tokenizer.json").read_text()))
         self.feature_stats = FeatureStats.from_dict(json.loads((exp / "feature_stats.json").read_text()))
-        rows = read_manifest(exp / "manifests" / "train.jsonl")
+        self.dropped: dict[str, int] = {}
+        self.examples: list[str] = []
+        train_path = exp / "manifests" / "train.jsonl"
+        rows = self._usable_rows(train_path)
         dev_path = exp / "manifests" / "dev.jsonl"
-        dev_rows = read_manifest(dev_path) if dev_path.is_file() and self.cfg.validate else []
+        dev_rows = self._usable_rows(dev_path, "dev ") if dev_path.is_file() and self.cfg.validate else []
         if self.cfg.dev_max_utterances:
             dev_rows = dev_rows[: self.cfg.dev_max_utterances]
-        self.dropped: dict[str, int] = {}
         if self.cfg.max_duration:
             long = [r for r in rows if r["duration"] > self.cfg.max_duration]
             rows = [r for r in rows if r["duration"] <= self.cfg.max_duration]
@@ -237,13 +245,47 @@ class Trainer:
         if impossible:
             self.dropped["transcript too long for its audio"] = len(impossible)
         if not rows:
-            raise DS2Error(f"{exp / 'manifests' / 'train.jsonl'}: no trainable utterances "
+            raise DS2Error(f"{train_path}: no trainable utterances "
                            f"({', '.join(f'{k}: {v}' for k, v in self.dropped.items()) or 'empty'})")
         self.train_rows, self.dev_rows = rows, dev_rows
         self.pipeline = self._augmentation()
         self.train_set = SpeechDataset(rows, self.tokenizer, self.feature_config, self.feature_stats,
                                        self.pipeline, self.cfg.seed)
         self.dev_set = SpeechDataset(dev_rows, self.tokenizer, self.feature_config, self.feature_stats)
+
+    def _usable_rows(self, path: Path, split: str = "") -> list[dict]:
+        """The manifest's rows without those one bad field or an unknown character makes unusable
+        (counted in self.dropped, the first messages kept in self.examples)."""
+        from ds2cli.manifest import read_manifest
+
+        bad: list[str] = []
+        rows = read_manifest(path, skipped=bad)
+        keep = []
+        for row in rows:
+            unknown = self.tokenizer.unknown(row["text"])
+            if unknown:
+                bad.append(f"{path}: {row['id']}: character(s) {''.join(unknown)!r} not in the alphabet")
+            else:
+                keep.append(row)
+        for message in bad:
+            reason = f"{split}bad manifest row" if "not in the alphabet" not in message else \
+                f"{split}characters outside the alphabet"
+            self.dropped[reason] = self.dropped.get(reason, 0) + 1
+            self._example(message)
+        return keep
+
+    def _example(self, message: str):
+        if len(self.examples) < 20:
+            self.examples.append(message)
+        if len(self.examples) <= 5:
+            self.log(f"skipped: {message}")
+
+    def _note_skipped(self, batch):
+        """Remember (once per id) the rows a DataLoader worker could not read."""
+        for utt, reason in batch.skipped:
+            if utt not in self.state["skipped"]:
+                self.state["skipped"][utt] = reason
+                self._example(reason)
 
     def _augmentation(self):
         specs = self.recipe.get("augment", [])
@@ -383,6 +425,9 @@ class Trainer:
                                              num_workers=self.cfg.num_workers)
         pairs = []
         for batch in loader:
+            self._note_skipped(batch)
+            if not len(batch):
+                continue
             with autocast(self.device, self.cfg.precision):
                 logits, out_lengths = self.model(batch.feats.to(self.device), batch.lengths.to(self.device))
             log_probs = F.log_softmax(logits.float(), -1).cpu()
@@ -420,21 +465,29 @@ class Trainer:
                 pin_memory=self.device.type == "cuda", prefetch_factor=4 if cfg.num_workers else None)
             bar = progress(total=len(sampler), desc=f"epoch {epoch + 1}/{cfg.epochs}",
                            quiet=self.quiet or not dist.main, unit="batch")
-            t0, utts, audio, pending, seen = time.time(), 0, 0.0, [], 0
+            t0, utts, audio, pending, seen, consumed = time.time(), 0, 0.0, [], 0, 0
             for batch in loader:
-                pending.append(batch)
+                self._note_skipped(batch)
                 seen += 1
-                if len(pending) < cfg.accumulate and seen < len(sizes):
+                consumed += 1
+                if len(batch):
+                    pending.append(batch)
+                if consumed < cfg.accumulate and seen < len(sizes):
                     continue
-                n_global = sum(sizes[seen - len(pending): seen])
+                st["batch"] += consumed
+                bar.update(consumed)
+                if not pending:  # every utterance of these batches was unreadable
+                    consumed = 0
+                    continue
+                n_global = (sum(sizes[seen - consumed: seen]) if dist.world_size > 1
+                            else sum(len(b) for b in pending))
+                consumed = 0
                 loss, ok = self.train_step(pending, n_global, epoch)
                 batch_audio = sum(durations_of(pending)) * dist.world_size  # approx. global audio
                 utts += n_global
                 audio += batch_audio
-                st["batch"] += len(pending)
                 st["step"] += 1
                 st["audio_seconds"] += batch_audio
-                bar.update(len(pending))
                 pending = []
                 if ok:
                     st["bad_in_row"] = 0
@@ -462,6 +515,10 @@ class Trainer:
                 if cfg.save_every and st["step"] % cfg.save_every == 0 and st["batch"] < len(sizes) + sampler.start:
                     self.save("step")
             bar.close()
+            if sizes and not utts and sampler.start == 0 and not stop:  # a whole epoch unreadable
+                raise DS2Error(f"{self.exp_dir / 'manifests' / 'train.jsonl'}: none of its "
+                               f"{len(self.train_rows)} utterances could be read "
+                               f"(first: {next(iter(st['skipped'].values()))})")
             epoch_seconds = time.time() - t0
             st["train_seconds"] += epoch_seconds
             if stop and st["batch"] < len(sizes) + sampler.start:
@@ -498,6 +555,7 @@ class Trainer:
             best_dev_wer=st["best_wer"], best_dev_cer=st["best_cer"],
             last_loss=next((m.get("loss") for m in reversed(getattr(self, "metrics", [])) if "loss" in m), None),
             bad_batches=st["bad_total"], dropped_utterances=self.dropped,
+            skipped_utterances=len(st["skipped"]), skipped_examples=self.examples,
             train_utterances=len(self.train_rows), world_size=self.dist.world_size,
             seconds=round(time.time() - run_start, 2),
             audio_seconds_per_second=st["audio_seconds"] / max(st["train_seconds"], 1e-9),

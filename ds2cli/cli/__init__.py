@@ -12,6 +12,8 @@ COMMANDS = {
     "recipes": ("ds2cli.cli.cmd_recipes", "recipes", "List the recipes that --recipe NAME finds."),
     "train": ("ds2cli.cli.cmd_train", "train", "Train a Deep Speech 2 model from a recipe."),
     "decode": ("ds2cli.cli.cmd_decode", "decode", "Transcribe audio files or a manifest (greedy or KenLM beam search)."),
+    "stream": ("ds2cli.cli.cmd_stream", "stream", "Recognise audio files chunk by chunk with a streaming model."),
+    "serve": ("ds2cli.cli.cmd_serve", "serve", "Serve streaming recognition over WebSocket/HTTP (Batch Dispatch)."),
     "score": ("ds2cli.cli.cmd_score", "score", "WER/CER of hypotheses against references."),
     "lm": ("ds2cli.cli.cmd_lm", "lm", "Build KenLM language models."),
     "ntm": ("ds2cli.cli.cmd_ntm", "ntm", "Neural Turing Machines on the paper's algorithmic tasks."),

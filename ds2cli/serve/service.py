@@ -1,0 +1,72 @@
+"""What the server serves: one streaming model, the search settings of `ds2cli decode` (LM, tuned
+alpha/beta, pruning), endpointing, a recogniser per stream, and the offline decoder that
+POST /transcribe uses (the same network)."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ds2cli.stream import EndpointConfig, SearchConfig, StreamingModel, StreamRecognizer
+
+
+class _ServedModel:
+    """The StreamingModel as a server's recognisers see it: the scheduler runs every network step,
+    the flush at the end of a stream included, so the flush inside StreamRecognizer.finish()
+    finds its stream already flushed and gets no new frames."""
+
+    def __init__(self, model: StreamingModel):
+        self._model = model
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def step(self, states, chunks, final=None):
+        if all(s.finished for s in states) and not any(len(c) for c in chunks):
+            return [np.zeros((0, self._model.vocab_size), np.float32) for _ in states]
+        return self._model.step(states, chunks, final)
+
+
+class RecognitionService:
+    def __init__(self, decoder, endpoint: EndpointConfig = EndpointConfig()):
+        self.decoder = decoder
+        self.model = StreamingModel(decoder.recognizer)  # DS2Error for a bidirectional model
+        self.search = SearchConfig.from_decoder(decoder)
+        self.endpoint = endpoint
+        self._served = _ServedModel(self.model)
+
+    def search_for(self, decoding: dict) -> SearchConfig:
+        """The server's search with a stream's own settings (protocol.DECODING_FIELDS) on top;
+        ValueError/TypeError for values the search refuses."""
+        if not decoding:
+            return self.search
+        method = decoding.get("method", self.search.method)
+        if method == "auto":
+            method = self.decoder.method
+        if method == "beam" and self.decoder.lm is None and self.search.method != "beam":
+            raise ValueError("this server has no language model; beam search needs one (start it with --lm)")
+        beam = {k: v for k, v in decoding.items() if k != "method"}
+        for k, v in beam.items():
+            if isinstance(v, bool) != (k == "recombine") or not isinstance(v, (int, float)):
+                raise TypeError(f"{k} must be {'true or false' if k == 'recombine' else 'a number'}, not {v!r}")
+        options = dataclasses.replace(self.search.options, **beam)
+        return SearchConfig(method, self.decoder.scorer if method == "beam" else None, options)
+
+    def recognizer(self, decoding: dict | None = None) -> StreamRecognizer:
+        return StreamRecognizer(self._served, self.search_for(decoding or {}), self.endpoint)
+
+    def describe(self) -> dict:
+        meta = self.decoder.meta
+        return {"checkpoint": meta.get("checkpoint"), "method": self.decoder.method, "lm": meta.get("lm"),
+                "sample_rate": self.model.sample_rate, "frame_seconds": self.model.frame_seconds,
+                "latency_ms": round(self.model.latency_ms, 1), "device": meta.get("device"),
+                "precision": self.model.precision, "endpoint": dataclasses.asdict(self.endpoint)}
+
+
+def load_service(checkpoint=None, *, endpoint: EndpointConfig = EndpointConfig(), **decoder_options
+                 ) -> RecognitionService:
+    """`decoder_options` are ds2cli.decode.decoder.load_decoder's (recipe, overrides, exp_root, lm,
+    no_lm, lm_level, device, options)."""
+    from ds2cli.decode.decoder import load_decoder
+
+    return RecognitionService(load_decoder(checkpoint, **decoder_options), endpoint)

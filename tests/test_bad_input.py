@@ -1,0 +1,282 @@
+"""Bad input, as a clumsy or hostile user gives it, to the real commands: every case ends with exit
+code 1 or 2 and exactly one line on stderr naming the file or option (never a traceback), or, for
+batch jobs, the good items processed and the bad ones skipped, counted and reported.
+
+Each table row is one case; a new case is one more line."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ds2cli.cli import main
+
+torch.set_num_threads(1)
+SR = 16000
+WORDS = ["ab", "ba", "abba", "a b"]
+
+
+# ---------------------------------------------------------------- helpers
+
+def run_cli(args: list[str], cwd: Path | None = None):
+    """Run `ds2cli ARGS` in-process; returns the click Result (stdout and stderr apart)."""
+    old = os.getcwd()
+    if cwd:
+        os.chdir(cwd)
+    try:
+        return CliRunner().invoke(main, [str(a) for a in args])
+    finally:
+        os.chdir(old)
+
+
+def assert_one_line_error(result, *names: str, codes=(1, 2)):
+    """Exit 1 or 2, no traceback, exactly one line on stderr that names each of `names`."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), \
+        f"uncaught {type(result.exception).__name__}: {result.exception}"
+    assert "Traceback" not in result.output + result.stderr
+    assert result.exit_code in codes, (result.exit_code, result.stderr, result.output)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    if result.exit_code == 2:  # click's usage errors print the usage first
+        lines = [line for line in lines if line.startswith("Error")]
+    assert len(lines) == 1, result.stderr
+    for name in names:
+        assert name.lower() in lines[0].lower(), (name, lines[0])
+    return lines[0]
+
+
+def assert_ok(result):
+    assert result.exception is None or isinstance(result.exception, SystemExit), \
+        f"uncaught {type(result.exception).__name__}: {result.exception}"
+    assert "Traceback" not in result.output + result.stderr
+    assert result.exit_code == 0, result.stderr + result.output
+
+
+def tone(seconds: float, freq: float = 440.0, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    return (0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def write_wav(path: Path, samples: np.ndarray, subtype: str = "PCM_16") -> Path:
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), samples, SR, subtype=subtype)
+    return path
+
+
+def truncate_wav(path: Path, keep_bytes: int) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[:keep_bytes])
+    return path
+
+
+def make_exp(exp: Path, n: int = 6) -> tuple[Path, list[dict]]:
+    """A prepared experiment of `n` short generated utterances (train) and 2 (dev)."""
+    from ds2cli.features import FeatureConfig, stats_from_manifest
+    from ds2cli.fileio import write_json, write_text
+    from ds2cli.manifest import write_manifest
+    from ds2cli.text import CharTokenizer
+
+    audio = exp / "audio"
+    rows = []
+    for i in range(n + 2):
+        path = write_wav(audio / f"u{i}.wav", tone(0.6 + 0.1 * (i % 3), 300 + 50 * i, i))
+        rows.append({"audio_filepath": str(path), "duration": round(0.6 + 0.1 * (i % 3), 4),
+                     "text": WORDS[i % len(WORDS)], "id": f"u{i}"})
+    write_manifest(exp / "manifests" / "train.jsonl", rows[:n])
+    write_manifest(exp / "manifests" / "dev.jsonl", rows[n:])
+    write_json(exp / "tokenizer.json", CharTokenizer(["a", "b", " "]).to_dict())
+    write_json(exp / "feature_stats.json", stats_from_manifest(rows[:n], FeatureConfig(), 4).to_dict())
+    write_text(exp / ".prepared", "")
+    return exp, rows[:n]
+
+
+RECIPE = """
+name = "unit"
+[data]
+corpus = "arctic"
+[model]
+conv_type = "1d"
+conv = [{channels = 8, kernel = [1, 5], stride = [1, 2]}]
+rnn_layers = 1
+rnn_hidden = 8
+[train]
+optimizer = "adamw"
+lr = 0.003
+epochs = 1
+max_batch_seconds = 2.0
+num_workers = 0
+threads = 1
+log_every = 1
+device = "cpu"
+"""
+
+
+def write_recipe(path: Path, extra: str = "") -> Path:
+    path.write_text(RECIPE + extra, encoding="utf-8")
+    return path
+
+
+def rewrite_rows(manifest: Path, change) -> None:
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    change(rows)
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+# ---------------------------------------------------------------- class 2: one bad training row
+
+def _missing(rows, exp):
+    rows[1]["audio_filepath"] = str(exp / "audio" / "gone.wav")
+
+
+def _garbage(rows, exp):
+    (exp / "audio" / "junk.wav").write_bytes(b"RIFF but not really a wav file" * 10)
+    rows[1]["audio_filepath"] = str(exp / "audio" / "junk.wav")
+
+
+def _nan_audio(rows, exp):
+    bad = tone(0.6)
+    bad[100] = np.nan
+    rows[1]["audio_filepath"] = str(write_wav(exp / "audio" / "nan.wav", bad, "FLOAT"))
+
+
+def _unknown_char(rows, exp):
+    rows[1]["text"] = "abz"
+
+
+def _nan_duration(rows, exp):
+    rows[1]["duration"] = math.nan
+
+
+def _text_null(rows, exp):
+    rows[1]["text"] = None
+
+
+def _huge_duration(rows, exp):
+    rows[1]["duration"] = 1e9
+
+
+def _wrong_duration(rows, exp):
+    rows[1]["duration"] = 30.0
+
+
+def _offset_word(rows, exp):
+    rows[1]["offset"] = "soon"
+
+
+def _offset_past_end(rows, exp):
+    rows[1]["offset"] = 50.0
+
+
+# (name, how one train row is spoilt, key in train_report.json that counts it)
+BAD_TRAIN_ROWS = [
+    ("missing audio", _missing, "skipped"),
+    ("unreadable audio", _garbage, "skipped"),
+    ("NaN samples", _nan_audio, "skipped"),
+    ("duration that does not match the audio", _wrong_duration, "skipped"),
+    ("offset past the end", _offset_past_end, "skipped"),
+    ("character outside the alphabet", _unknown_char, "characters outside the alphabet"),
+    ("NaN duration", _nan_duration, "bad manifest row"),
+    ("absurd duration", _huge_duration, "bad manifest row"),
+    ("text null", _text_null, "bad manifest row"),
+    ("offset a word", _offset_word, "bad manifest row"),
+]
+
+
+@pytest.mark.parametrize("name,spoil,counted", BAD_TRAIN_ROWS, ids=[c[0] for c in BAD_TRAIN_ROWS])
+def test_one_bad_training_row_is_skipped_and_reported(tmp_path, name, spoil, counted):
+    exp, _ = make_exp(tmp_path / "exp")
+    rewrite_rows(exp / "manifests" / "train.jsonl", lambda rows: spoil(rows, exp))
+    recipe = write_recipe(tmp_path / "unit.toml")
+    result = run_cli(["train", "--recipe", recipe, "--exp-dir", exp, "--quiet"])
+    assert_ok(result)
+    report = json.loads((exp / "train_report.json").read_text())
+    if counted == "skipped":
+        assert report["skipped_utterances"] == 1
+        assert report["train_utterances"] == 6
+    else:
+        assert report["dropped_utterances"] == {counted: 1}
+        assert report["train_utterances"] == 5
+    assert report["steps"] >= 1
+    assert len(report["skipped_examples"]) == 1
+    assert "left out" in result.output  # the summary at the end says so
+
+
+def test_training_refuses_when_no_row_is_readable(tmp_path):
+    exp, _ = make_exp(tmp_path / "exp", n=3)
+
+    def spoil(rows):
+        for r in rows:
+            r["audio_filepath"] = str(exp / "audio" / "gone.wav")
+
+    rewrite_rows(exp / "manifests" / "train.jsonl", spoil)
+    result = run_cli(["train", "--recipe", write_recipe(tmp_path / "unit.toml"), "--exp-dir", exp, "--json"])
+    assert_one_line_error(result, "train.jsonl", "none of its 3 utterances")
+
+
+# ---------------------------------------------------------------- class 3: prepare skips one bad file
+
+def _prep_nan(folder):
+    bad = tone(0.5)
+    bad[10] = np.nan
+    write_wav(folder / "bad.wav", bad, "FLOAT")
+
+
+def _prep_inf(folder):
+    bad = tone(0.5)
+    bad[10] = np.inf
+    write_wav(folder / "bad.wav", bad, "FLOAT")
+
+
+def _prep_ten_samples(folder):
+    write_wav(folder / "bad.wav", tone(10 / SR))
+
+
+def _prep_truncated(folder):
+    truncate_wav(write_wav(folder / "bad.wav", tone(0.5)), 2000)
+
+
+def _prep_garbage(folder):
+    (folder / "bad.wav").write_bytes(b"\x00" * 300)
+
+
+# (name, how the bad file is made, the reason prepare_report.json counts it under)
+BAD_PREPARE_FILES = [
+    ("NaN samples", _prep_nan, "audio contains NaN or infinite samples"),
+    ("Inf samples", _prep_inf, "audio contains NaN or infinite samples"),
+    ("10 samples", _prep_ten_samples, "audio too short"),
+    ("truncated", _prep_truncated, "truncated audio"),
+    ("not audio", _prep_garbage, "unreadable audio"),
+]
+
+
+def make_generic_corpus(folder: Path, n: int = 5) -> Path:
+    for i in range(n):
+        write_wav(folder / f"g{i}.wav", tone(0.5, 300 + 40 * i, i))
+        (folder / f"g{i}.txt").write_text(WORDS[i % len(WORDS)])
+    return folder
+
+
+@pytest.mark.parametrize("name,make_bad,reason", BAD_PREPARE_FILES, ids=[c[0] for c in BAD_PREPARE_FILES])
+def test_prepare_skips_one_bad_file(tmp_path, name, make_bad, reason):
+    corpus = make_generic_corpus(tmp_path / "corpus")
+    make_bad(corpus)
+    (corpus / "bad.txt").write_text("ab")
+    out = tmp_path / "exp"
+    result = run_cli(["prepare", "generic", corpus, "--out", out, "--quiet", "-o", "dev_fraction=0.0",
+                      "-o", "test_fraction=0.0"])
+    assert_ok(result)
+    report = json.loads((out / "prepare_report.json").read_text())
+    assert report["skipped"] == {reason: 1}
+    assert report["splits"]["train"]["utterances"] == 5
+    assert "bad.wav" in result.stderr and "skipped 1" in result.output
