@@ -32,7 +32,7 @@ def available() -> bool:
 
 def supports(scorer) -> bool:
     """Whether the compiled core runs this scorer (word scoring with lookup tables)."""
-    from ds2cli.decode.scorer import WordScorer
+    from ds2cli.decode.lm_scorer import WordScorer
 
     return available() and isinstance(scorer, WordScorer) and scorer.table is not None and (
         not scorer.has_lm or scorer.leaves_vocab is not None)
