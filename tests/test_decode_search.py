@@ -335,8 +335,9 @@ def _summary(hyps) -> list:
     return [(h.tokens, h.frames, h.words) for h in hyps]
 
 
+@pytest.mark.parametrize("compiled", [True, False])
 @pytest.mark.parametrize("with_lm", [False, True])
-def test_chunked_search_equals_one_shot(en_lm, with_lm):
+def test_chunked_search_equals_one_shot(en_lm, with_lm, compiled):
     rng = np.random.default_rng(1)
     scorer = make_scorer(EN, en_lm if with_lm else None, "word")
     opts = BeamOptions(beam_size=12, alpha=0.8, beta=1.0, nbest=4)
@@ -345,7 +346,7 @@ def test_chunked_search_equals_one_shot(en_lm, with_lm):
         whole = beam_search(lp, scorer, opts)
         assert len(whole) >= 2
         for sizes in chunkings(len(lp), rng):
-            search, at = BeamSearch(scorer, opts), 0
+            search, at = BeamSearch(scorer, opts, compiled=compiled), 0
             for size in sizes:
                 search.advance(lp[at: at + size])
                 at += size
@@ -400,3 +401,44 @@ def test_chunked_greedy_equals_one_shot():
         hyp = search.finish()[0]
         assert (hyp.tokens, hyp.frames) == (whole.tokens, whole.frames)
         assert hyp.score == pytest.approx(whole.score, abs=1e-9)
+
+
+@pytest.mark.parametrize("with_lm", [False, True])
+def test_compiled_core_equals_the_numpy_loop(en_lm, with_lm):
+    """The compiled core (fast.py) and beam.py's numpy loop keep the same beams: equal n-best
+    tokens and frames, scores to 1e-9, on blurred emissions at several widths, with character
+    pruning and without, with a growing node store (long input) and LM lookups mid-search."""
+    from ds2cli.decode import fast
+
+    if not fast.available():
+        pytest.skip("numba is not installed")
+    scorer = make_scorer(EN, en_lm if with_lm else None, "word", unk_offset=-3.0)
+    assert fast.supports(scorer)
+    long = np.concatenate([noisy(EN, "the dog sat on the mat and the cat ran on the log", s, 2.0) for s in range(4)])
+    most = 0
+    for width, cutoff in [(1, 0.99), (5, 0.99), (40, 0.99), (40, 1.0), (200, 0.999)]:
+        opts = BeamOptions(beam_size=width, alpha=0.7, beta=0.5, cutoff_prob=cutoff, nbest=5, unk_offset=-3.0)
+        for lp in (long, noisy(EN, "a cat sat", 7, 3.0)):
+            scorer.trim(limit=0)  # fresh LM caches: the compiled core meets missing word scores
+            one, two = BeamSearch(scorer, opts, compiled=True), BeamSearch(scorer, opts, compiled=False)
+            one.advance(lp)
+            two.advance(lp)
+            a, b = one.finish(), two.finish()
+            assert _summary(a) == _summary(b)
+            np.testing.assert_allclose([h.score for h in a], [h.score for h in b], atol=1e-9, rtol=0)
+            assert one.nodes.n == two.nodes.n
+            most = max(most, one.nodes.n)
+    assert most > 4096  # the node columns grew on the way
+
+
+def test_sentencepiece_and_char_lm_searches_take_the_numpy_loop(en_lm):
+    tok = BpeTokenizer.train(CORPUS * 4, vocab_size=30)
+    assert not BeamSearch(make_scorer(tok, en_lm, "word"), BeamOptions(8)).compiled
+    assert BeamSearch(make_scorer(EN, en_lm, "word"), BeamOptions(8)).compiled or not _has_numba()
+    assert not BeamSearch(make_scorer(EN, en_lm, "word"), BeamOptions(8), compiled=False).compiled
+
+
+def _has_numba() -> bool:
+    from ds2cli.decode import fast
+
+    return fast.available()

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ds2cli.decode import fast
 from ds2cli.decode.config import BeamOptions
 from ds2cli.decode.lm_scorer import ROOT, Scorer
 
@@ -174,10 +175,13 @@ class BeamSearch:
     of the stream. The scorer's caches are trimmed when the search starts (`trim=False` where
     other searches share the scorer and are still running: trimming invalidates their states)."""
 
-    def __init__(self, scorer: Scorer, opts: BeamOptions = BeamOptions(), trim: bool = True):
+    def __init__(self, scorer: Scorer, opts: BeamOptions = BeamOptions(), trim: bool = True,
+                 compiled: bool | None = None):
         if trim:
             scorer.trim()
         self.scorer, self.opts = scorer, opts
+        # the compiled core (fast.py) where it runs this scorer, unless compiled=False
+        self.compiled = fast.supports(scorer) and compiled is not False
         self.frames = 0  # frames consumed so far
         self.vocab: int | None = None
         self.recombine = opts.recombine and scorer.has_lm
@@ -191,6 +195,12 @@ class BeamSearch:
         self.nodes = _Nodes(vocab, self.scorer.start_state, self.scorer.separator, self.scorer.trie_span)
         self.frame_lp = np.full(vocab + 1, NEG_INF)  # this frame's non-blank log-probs; [vocab] = no token
         self.column = np.full(vocab + 1, -1, dtype=np.int64)  # token -> candidate column this frame
+        if self.compiled:  # the beam in fixed buffers that the core updates in place
+            width = self.opts.beam_size
+            self.beam_buf, self.pb_buf = np.zeros(width, dtype=np.int64), np.zeros(width)
+            self.pnb_buf = np.full(width, NEG_INF)
+            self.n_beams = 1
+            self.missing = np.zeros((width, 2), dtype=np.int64)
 
     def advance(self, log_probs: np.ndarray, pruned: tuple | None = None) -> None:
         """Consume the next frames: log_probs (t, V) natural-log CTC posteriors (blank = 0),
@@ -204,6 +214,13 @@ class BeamSearch:
         if n_frames == 0:
             return
         opts, scorer, nodes = self.opts, self.scorer, self.nodes
+        if self.compiled:
+            fast.run_frames(self, *(_tokens_per_frame(*pruned) if pruned is not None else
+                                    fast.prune(log_probs, opts.cutoff_prob, opts.cutoff_top_n)))
+            n = self.n_beams
+            self.beams, self.pb, self.pnb = self.beam_buf[:n], self.pb_buf[:n], self.pnb_buf[:n]
+            self.frames += n_frames
+            return
         ids, tops, counts = pruned if pruned is not None else prune_log_probs(
             log_probs, opts.cutoff_prob, opts.cutoff_top_n)
         all_toks, all_tok_lp, n_toks, blank_lp = _tokens_per_frame(ids, tops, counts)
@@ -237,7 +254,8 @@ class BeamSearch:
             bonus = nodes.bonus[beams]
             ext_bonus = alpha * dlm + beta * dnw + bonus[:, None]  # the extensions' bonus columns
             scores = np.concatenate([np.logaddexp(stay_b, stay_nb) + bonus, (ext + ext_bonus).ravel()])
-            keep = np.argpartition(-scores, width - 1)[:width] if len(scores) > width else np.arange(len(scores))
+            # the best `width` candidates, ties to the lower index, in index order
+            keep = np.sort(np.argsort(-scores, kind="stable")[:width]) if len(scores) > width else np.arange(len(scores))
             kept_scores = scores[keep]
             within = kept_scores > max(kept_scores.max() - opts.beam_threshold, NEG_INF)  # and possible
             keep, kept_scores = keep[within], kept_scores[within]

@@ -106,6 +106,7 @@ class WordScorer(Scorer):
         self.separator = kinds.index(SEP) if SEP in kinds else None
         self._step_cache: dict[int, int] = {}
         self._word_cache: dict[int, tuple[float, int]] = {}
+        self.generation = 0  # counts trim()s that dropped the caches (the compiled core's copy follows)
         self._end_cache: dict[int, float] = {}
         self.table = self._dense_table(tokenizer) if all(len(t) <= 1 for t in texts) else None
         # which (trie, token) steps leave the vocabulary and pay unk_offset (see ext_delta)
@@ -193,6 +194,7 @@ class WordScorer(Scorer):
 
     def trim(self, limit: int = MAX_CACHED) -> None:
         if self.lm is not None and len(self._word_cache) + self.lm.n_states > limit:
+            self.generation += 1
             self._word_cache.clear()
             self._end_cache.clear()
             self.lm.reset()
