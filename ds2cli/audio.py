@@ -84,6 +84,8 @@ def read_audio(path, sample_rate: int = SAMPLE_RATE, offset: float = 0.0,
                 raise AudioError(f"{path}: truncated audio (data chunk is {short.group(1)} bytes, "
                                  f"the file holds {short.group(2)})")
             start = int(round(offset * native))
+            if f.frames == 0:
+                raise AudioError(f"{path}: empty audio (0 samples)")
             if start >= f.frames:
                 raise AudioError(f"{path}: offset {offset:g} s is past the end of the audio "
                                  f"({f.frames / native:.2f} s)")

@@ -3,7 +3,8 @@
 `check_fields(obj, ranges)` is called first thing in a dataclass's `__post_init__`: every field
 whose annotation is int, float, bool or str (optionally `| None`) must hold that type (an int is
 taken for a float; NaN and infinity are never taken), and every field named in `ranges` must lie
-in its range. A range is a short text: "> 0", ">= 1", "<= 0", "[0, 1]", "(0, 1]", "[0, 1)".
+in its range. A range is a short text: "> 0", ">= 1", "<= 0", "[0, 1]", "(0, 1]", "[0, 1)";
+a range ending in " or inf" also takes infinity (a limit that can be switched off).
 The ValueError names the field, what is allowed and what was given, e.g.
 `lr must be a number > 0, not -0.1`."""
 from __future__ import annotations
@@ -28,6 +29,8 @@ def check_fields(obj, ranges: dict[str, str] | None = None) -> None:
         allowed = _TYPES[kind] + (" or none" if optional else "")
         if f.name in ranges:
             allowed += " " + ranges[f.name]
+        if kind == "float" and value == math.inf and ranges.get(f.name, "").endswith(" or inf"):
+            continue  # a limit that may be switched off (e.g. beam_threshold = inf)
         if not _is(kind, value):
             raise ValueError(f"{f.name} must be {allowed}, not {value!r}")
         if kind == "float" and isinstance(value, int):
@@ -47,7 +50,7 @@ def check_value(name: str, value, kind: str, allowed: str | None = None) -> None
 
 
 def in_range(value, spec: str) -> bool:
-    spec = spec.strip()
+    spec = spec.removesuffix(" or inf").strip()
     if spec[0] in "[(" and spec[-1] in "])":
         low, high = (float(x) for x in spec[1:-1].split(","))
         above = value >= low if spec[0] == "[" else value > low

@@ -8,7 +8,7 @@ from ds2cli.validation import check_fields
 MAX_ORDER = 6  # KenLM's build_binary and query code are compiled for at most 6-grams
 
 BEAM_RANGES = {"beam_size": ">= 1", "alpha": ">= 0", "cutoff_prob": "(0, 1]", "cutoff_top_n": ">= 1",
-               "unk_offset": "<= 0", "nbest": ">= 1", "beam_threshold": "> 0"}
+               "unk_offset": "<= 0", "nbest": ">= 1", "beam_threshold": "> 0 or inf"}
 
 
 @dataclass

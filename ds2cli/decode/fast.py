@@ -31,10 +31,11 @@ def available() -> bool:
 
 
 def supports(scorer) -> bool:
-    """Whether the compiled core runs this scorer (word scoring with lookup tables)."""
+    """Whether the compiled core runs this scorer (word scoring with lookup tables; the
+    per-character unknown-word cost runs in the numpy loop only)."""
     from ds2cli.decode.lm_scorer import WordScorer
 
-    return available() and isinstance(scorer, WordScorer) and scorer.table is not None and (
+    return available() and isinstance(scorer, WordScorer) and scorer.table is not None and not scorer.unk_char and (
         not scorer.has_lm or scorer.leaves_vocab is not None)
 
 
