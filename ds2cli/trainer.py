@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from ds2cli.checkpoint import build_checkpoint, load_checkpoint, save_checkpoint
 from ds2cli.errors import DS2Error
 from ds2cli.fileio import write_json, write_jsonl, write_text
-from ds2cli.validation import check_fields, check_value
+from ds2cli.validation import check_fields
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -265,7 +265,6 @@ class Trainer:
     def _load_data(self):
         from ds2cli.data import PoolSource, SpeechDataset, drop_impossible
         from ds2cli.features import FeatureStats
-        from ds2cli.manifest import read_manifest
         from ds2cli.model import ConvFrontEnd
         from ds2cli.text import tokenizer_from_dict
 

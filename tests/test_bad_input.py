@@ -8,9 +8,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
-import wave
 from pathlib import Path
 
 import numpy as np
