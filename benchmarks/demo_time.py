@@ -4,8 +4,9 @@ then the scores of its two decodes and the dev curve from its train report.
 
     python -m benchmarks.demo_time [--exp-root /tmp/ds2cli-demo]
 
-Writes benchmarks/results/demo.json. Targets (issue 4): at most 15 minutes on a 2-core CPU, greedy
-test WER at most 10%, and the LM lowers WER (issue 5)."""
+Writes benchmarks/results/demo.json. Targets: at most 15 minutes on an idle 2-core CPU, and the
+streaming model's test WER with the word LM at most 2% (its greedy WER is reported beside the
+bidirectional tiny recipe's in benchmarks/results/stream_accuracy.json)."""
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-TARGETS = {"wall_seconds": 900, "greedy_wer": 0.10}
+TARGETS = {"wall_seconds": 900, "kenlm_beam_wer": 0.02}
 
 
 def main(argv=None) -> dict:
@@ -54,7 +55,7 @@ def main(argv=None) -> dict:
         "dev_cer_by_epoch": [round(h["dev_cer"], 4) for h in report["history"] if "dev_cer" in h],
         "targets": TARGETS,
     }
-    result["met"] = wall <= TARGETS["wall_seconds"] and result["greedy"]["wer"] <= TARGETS["greedy_wer"]
+    result["met"] = wall <= TARGETS["wall_seconds"] and result["kenlm_beam"]["wer"] <= TARGETS["kenlm_beam_wer"]
     if args.note:
         result["note"] = args.note
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

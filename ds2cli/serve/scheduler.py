@@ -238,7 +238,7 @@ def _search(recognizer, frames, final: bool) -> list[dict]:
     how far the server has got; the end of the stream adds the last final."""
     events = recognizer.on_emissions(frames)
     if final:
-        return events + recognizer.finish()
+        return events + recognizer.finish(flushed=True)  # the batched step ran the flush
     if not any(e["type"] == "partial" for e in events):
         events.append({"type": "partial", "segment": recognizer.segment, "text": recognizer.partial})
     return events

@@ -320,6 +320,9 @@ async def serve(server: Server, announce=None) -> None:
         loop.add_signal_handler(sig, stop.set)
     (announce or _announce)(cfg.host, port)
     await stop.wait()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # a repeated signal must not kill the drain or the exit
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)
     await site.stop()  # no new connections
     await server.drain()
     await runner.cleanup()

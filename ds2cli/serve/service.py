@@ -5,26 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
-
 from ds2cli.stream import EndpointConfig, SearchConfig, StreamingModel, StreamRecognizer
-
-
-class _ServedModel:
-    """The StreamingModel as a server's recognisers see it: the scheduler runs every network step,
-    the flush at the end of a stream included, so the flush inside StreamRecognizer.finish()
-    finds its stream already flushed and gets no new frames."""
-
-    def __init__(self, model: StreamingModel):
-        self._model = model
-
-    def __getattr__(self, name):
-        return getattr(self._model, name)
-
-    def step(self, states, chunks, final=None):
-        if all(s.finished for s in states) and not any(len(c) for c in chunks):
-            return [np.zeros((0, self._model.vocab_size), np.float32) for _ in states]
-        return self._model.step(states, chunks, final)
 
 
 class RecognitionService:
@@ -33,7 +14,6 @@ class RecognitionService:
         self.model = StreamingModel(decoder.recognizer)  # DS2Error for a bidirectional model
         self.search = SearchConfig.from_decoder(decoder)
         self.endpoint = endpoint
-        self._served = _ServedModel(self.model)
 
     def search_for(self, decoding: dict) -> SearchConfig:
         """The server's search with a stream's own settings (protocol.DECODING_FIELDS) on top;
@@ -53,7 +33,7 @@ class RecognitionService:
         return SearchConfig(method, self.decoder.scorer if method == "beam" else None, options)
 
     def recognizer(self, decoding: dict | None = None) -> StreamRecognizer:
-        return StreamRecognizer(self._served, self.search_for(decoding or {}), self.endpoint)
+        return StreamRecognizer(self.model, self.search_for(decoding or {}), self.endpoint)
 
     def describe(self) -> dict:
         meta = self.decoder.meta

@@ -52,9 +52,12 @@ class StreamRecognizer:
         """Feed float32 samples at model.sample_rate; the events they caused."""
         return self.on_emissions(self.model.step([self.state], [samples])[0])
 
-    def finish(self) -> list[dict]:
-        """Flush the network and the search: the remaining events, ending with a final."""
-        events = self.on_emissions(self.model.step([self.state], [np.zeros(0, np.float32)], [True])[0])
+    def finish(self, flushed: bool = False) -> list[dict]:
+        """Flush the network and the search: the remaining events, ending with a final.
+        `flushed`: the caller already ran the stream's last network step (a server's batched
+        step with final=True) and passed its frames to on_emissions; only the search is flushed."""
+        events = [] if flushed else self.on_emissions(
+            self.model.step([self.state], [np.zeros(0, np.float32)], [True])[0])
         had_finals = self.finals
         final = self._final()
         if final["text"] or not had_finals:  # trailing silence after earlier finals says nothing
