@@ -2,7 +2,7 @@
 decode the test split greedily and with the recipe's LM, score) into a fresh experiment folder,
 then the scores of its two decodes and the dev curve from its train report.
 
-    python -m benchmarks.demo_time [--exp-root /tmp/ds2cli-demo]
+    python -m benchmarks.demo_time [--exp-root exp/demo-time]
 
 Writes benchmarks/results/demo.json. Targets (issue 4): at most 15 minutes on a 2-core CPU, greedy
 test WER at most 10%, and the LM lowers WER (issue 5)."""
@@ -27,7 +27,7 @@ def main(argv=None) -> dict:
     from ds2cli.metrics import score_files
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--exp-root", default="/tmp/ds2cli-demo", help="emptied first")
+    ap.add_argument("--exp-root", default=str(REPO / "exp" / "demo-time"), help="emptied first")
     ap.add_argument("--ds2cli", default=str(REPO / ".venv" / "bin" / "ds2cli"))
     ap.add_argument("--note", default="")
     ap.add_argument("--out", default=str(RESULTS / "demo.json"))

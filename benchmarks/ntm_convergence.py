@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.paths import shown
 from ds2cli.fileio import write_json
 from ds2cli.ntm.machine import WRITE_INITS
 from ds2cli.ntm.run import (DEFAULT_EVAL_SEQUENCES, DEFAULT_TRAINING, NO_LR_DROP, NTM_MODEL_DEFAULTS,
@@ -188,7 +189,8 @@ def main(argv=None) -> dict:
               "command": "python -m benchmarks.ntm_convergence " + " ".join(
                   f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in vars(args).items()
                   if v not in (None, False) and k not in ("out", "save_dir")),
-              "args": vars(args), "torch_threads": 1, "torch": torch.__version__, "cpu_count": os.cpu_count(),
+              "args": {k: shown(v) if k in ("out", "save_dir") and v else v for k, v in vars(args).items()},
+              "torch_threads": 1, "torch": torch.__version__, "cpu_count": os.cpu_count(),
               "load_average_at_end": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "wall_seconds": round(time.perf_counter() - t0, 1),
               "caveat": LOAD_CAVEAT, "summary": summarise(per_seed), "per_seed": per_seed}

@@ -71,7 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=20000)
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--work", type=Path, default=Path(__file__).resolve().parent / "work" / "prepare")
+    parser.add_argument("--work", type=Path, default=Path(__file__).resolve().parent / "scratch" / "prepare")
     args = parser.parse_args()
     result = run(args.files, args.jobs, args.work)
     RESULTS.mkdir(exist_ok=True)

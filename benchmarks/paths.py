@@ -1,0 +1,17 @@
+"""How benchmark results name files: relative to the repository when inside it, else by the
+last few parts of the path, so that no result records the layout of the machine it ran on."""
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shown(path, keep: int = 3) -> str:
+    """`path` relative to the repository, or its last `keep` components when outside it."""
+    p = Path(path)
+    full = p.resolve() if p.is_absolute() or p.exists() else (Path.cwd() / p).resolve()
+    try:
+        return full.relative_to(REPO).as_posix()
+    except ValueError:
+        return Path(*full.parts[-keep:]).as_posix() if len(full.parts) > keep else full.as_posix().lstrip("/")
