@@ -15,3 +15,14 @@ def shown(path, keep: int = 3) -> str:
         return full.relative_to(REPO).as_posix()
     except ValueError:
         return Path(*full.parts[-keep:]).as_posix() if len(full.parts) > keep else full.as_posix().lstrip("/")
+
+
+def recorded_commit(path, result: dict) -> str:
+    """The commit a result was recorded in: its `recorded_in_commit`, else the last commit of the file."""
+    if result.get("recorded_in_commit"):
+        return result["recorded_in_commit"]
+    import subprocess
+
+    done = subprocess.run(["git", "log", "-1", "--format=%h", "--", str(path)], cwd=REPO,
+                          capture_output=True, text=True)
+    return done.stdout.strip() or "uncommitted"
