@@ -26,3 +26,14 @@ def recorded_commit(path, result: dict) -> str:
     done = subprocess.run(["git", "log", "-1", "--format=%h", "--", str(path)], cwd=REPO,
                           capture_output=True, text=True)
     return done.stdout.strip() or "uncommitted"
+
+
+def recorded_date(path, result: dict) -> str:
+    """The date a result gives, else the date of the commit it was recorded in."""
+    if result.get("date"):
+        return result["date"]
+    import subprocess
+
+    done = subprocess.run(["git", "show", "-s", "--format=%cs", recorded_commit(path, result)], cwd=REPO,
+                          capture_output=True, text=True)
+    return f"{done.stdout.strip()} (commit)" if done.returncode == 0 else "-"
