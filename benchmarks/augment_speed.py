@@ -29,7 +29,7 @@ TARGET_NOISE_X = 200.0
 
 
 def measure(func, items, audio_seconds: float, min_cpu: float) -> dict:
-    """Run func over all items, repeating until min_cpu CPU seconds have passed."""
+    """Run func over all items, repeated while fewer than min_cpu CPU seconds have passed."""
     func(items[0])  # warm up (imports, caches)
     passes, start = 0, time.process_time()
     while True:
