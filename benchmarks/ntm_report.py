@@ -244,13 +244,13 @@ and validation, one torch thread pinned to one core.
 """.splitlines()
 
 
-def main() -> None:
+def main(out: Path = RESULTS / "ntm.md") -> None:
     results = load_results()
     lines = HEADER + [""] + targets_section(results) + speed_section()
     lines += ["## Convergence and generalisation", ""] + convergence_rows(results) + [""]
     lines += provenance(results)
-    write_text(RESULTS / "ntm.md", "\n".join(lines))
-    print(f"wrote {RESULTS / 'ntm.md'}")
+    write_text(out, "\n".join(lines))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

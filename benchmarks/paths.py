@@ -32,8 +32,10 @@ def recorded_date(path, result: dict) -> str:
     """The date a result gives, else the date of the commit it was recorded in."""
     if result.get("date"):
         return result["date"]
+    if result.get("recorded_on"):
+        return f"{result['recorded_on']} (commit date)"
     import subprocess
 
     done = subprocess.run(["git", "show", "-s", "--format=%cs", recorded_commit(path, result)], cwd=REPO,
                           capture_output=True, text=True)
-    return f"{done.stdout.strip()} (commit)" if done.returncode == 0 else "-"
+    return f"{done.stdout.strip()} (commit date)" if done.returncode == 0 and done.stdout.strip() else "not recorded"

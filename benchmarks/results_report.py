@@ -327,14 +327,14 @@ recorded in. `make bench` reruns the benchmarks.
 """.splitlines()
 
 
-def main() -> None:
+def main(out: Path = OUT) -> None:
     sections = [demo_section, training_section, decoding_section, streaming_section, serving_section,
                 alignment_section, augmentation_section, realspeech_section, ntm_section]
     lines = HEADER + [""]
     for make in sections:
         lines += make()
-    write_text(OUT, "\n".join(lines).rstrip("\n") + "\n")
-    print(f"wrote {OUT}")
+    write_text(out, "\n".join(lines).rstrip("\n") + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
