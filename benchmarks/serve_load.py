@@ -219,7 +219,7 @@ def write_md(result, path):
                  if t["held_at_every_n_tried"] else "") + ".", "",
               f"Target at 30 streams (Batch Dispatch): final median < 50 ms and p98 < 150 ms: "
               f"{t['at_30']}.", "",
-              "Reproduce (under the shared lock, on a quiet machine): `python -m benchmarks.serve_load "
+              "Reproduce on a quiet machine: `python -m benchmarks.serve_load "
               "--checkpoint exp/tiny-stream/checkpoints/best.pt --manifest exp/tiny-stream/manifests/test.jsonl "
               f"--streams {','.join(str(n) for n in result['streams_tried'])} "
               f"--round-seconds {result['round_seconds']:g}`.", ""]

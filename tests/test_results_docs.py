@@ -38,6 +38,21 @@ def test_every_results_link_of_the_readme_names_a_section():
     assert sorted(set(links) - anchors) == []
 
 
+def test_every_number_of_the_readme_results_is_in_its_section():
+    sections, name = {}, None
+    for line in (REPO / "RESULTS.md").read_text().splitlines():
+        if line.startswith("## "):
+            name = re.sub(r"[^\w\- ]", "", line[3:].lower()).replace(" ", "-")
+        if name:
+            sections[name] = sections.get(name, "") + line + "\n"
+    missing = []
+    for text, anchor in re.findall(r"\[([^\]]+)\]\(RESULTS\.md#([\w-]+)\)", (REPO / "README.md").read_text()):
+        for number in re.findall(r"\d[\d,]*(?:\.\d+)?", text):
+            if not re.search(rf"(?<![\d.,]){re.escape(number)}(?![\d,]|\.\d)", sections.get(anchor, "")):
+                missing.append(f"{number} ({text}) not in section {anchor}")
+    assert missing == []
+
+
 def test_no_result_names_a_path_of_the_machine():
     files = sorted(RESULTS.glob("*.json")) + sorted(RESULTS.glob("*.md")) + [REPO / "RESULTS.md"]
     found = [f"{p.name}:{n}" for p in files for n, line in enumerate(p.read_text().splitlines(), 1)
