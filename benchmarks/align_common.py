@@ -10,7 +10,7 @@ import random
 import time
 from pathlib import Path
 
-from benchmarks.paths import shown
+from benchmarks.paths import shown, stamped
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -185,5 +185,5 @@ def write_result(name: str, result: dict) -> Path:
     from ds2cli.fileio import write_json
 
     path = RESULTS / f"{name}.json"
-    write_json(path, result)
+    write_json(path, stamped(result))
     return path

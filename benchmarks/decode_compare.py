@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.paths import shown
+from benchmarks.paths import shown, stamped
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -358,6 +358,7 @@ def main(argv=None) -> dict:
         res["recipes"] = recipes(args.recipes, args.limit)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    res = stamped(res)
     out.write_text(json.dumps(res, indent=2) + "\n")
     out.with_suffix(".md").write_text(markdown(res))
     print(f"wrote {out} and {out.with_suffix('.md')}")

@@ -18,6 +18,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from benchmarks.paths import stamped
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 TARGETS = {"wall_seconds": 900, "greedy_wer": 0.10}
@@ -57,6 +59,7 @@ def main(argv=None) -> dict:
     result["met"] = wall <= TARGETS["wall_seconds"] and result["greedy"]["wer"] <= TARGETS["greedy_wer"]
     if args.note:
         result["note"] = args.note
+    result = stamped(result)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return result

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.paths import shown
+from benchmarks.paths import shown, stamped
 from ds2cli.fileio import write_json
 from ds2cli.ntm.machine import WRITE_INITS
 from ds2cli.ntm.run import (DEFAULT_EVAL_SEQUENCES, DEFAULT_TRAINING, NO_LR_DROP, NTM_MODEL_DEFAULTS,
@@ -124,7 +124,7 @@ def merge(paths: list[str], out_path: str) -> dict:
     result = dict(runs[0], per_seed=per_seed, summary=summarise(per_seed), merged_from=[r["command"] for r in runs],
                   wall_seconds=round(sum(r["wall_seconds"] for r in runs), 1))
     result["args"] = dict(result["args"], seeds=len(per_seed), first_seed=per_seed[0]["seed"])
-    write_json(out_path, result)
+    write_json(out_path, stamped(result))
     print(f"wrote {out_path}")
     return result
 
@@ -194,7 +194,7 @@ def main(argv=None) -> dict:
               "load_average_at_end": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "wall_seconds": round(time.perf_counter() - t0, 1),
               "caveat": LOAD_CAVEAT, "summary": summarise(per_seed), "per_seed": per_seed}
-    write_json(out_path, result)
+    write_json(out_path, stamped(result))
     print(f"wrote {out_path}")
     return result
 

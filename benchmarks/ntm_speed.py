@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.paths import shown
+from benchmarks.paths import shown, stamped
 from ds2cli.fileio import write_json
 from ds2cli.ntm.tasks import TaskBatch, CopyTask
 from ds2cli.ntm.fit import NTMTrainConfig, new_run, paper_configs, train_step
@@ -178,7 +178,7 @@ def main(argv=None) -> dict:
         "caveat": LOAD_CAVEAT,
         "results": results,
     }
-    write_json(args.out, out)
+    write_json(args.out, stamped(out))
     print(f"wrote {args.out}")
     return out
 

@@ -29,13 +29,23 @@ def recorded_commit(path, result: dict) -> str:
 
 
 def recorded_date(path, result: dict) -> str:
-    """The date a result gives, else the date of the commit it was recorded in."""
+    """The date a result gives, else the day it was recorded in the repository."""
     if result.get("date"):
         return result["date"]
     if result.get("recorded_on"):
-        return f"{result['recorded_on']} (commit date)"
+        return f"{result['recorded_on']} (recorded)"
     import subprocess
 
     done = subprocess.run(["git", "show", "-s", "--format=%cs", recorded_commit(path, result)], cwd=REPO,
                           capture_output=True, text=True)
-    return f"{done.stdout.strip()} (commit date)" if done.returncode == 0 and done.stdout.strip() else "not recorded"
+    return f"{done.stdout.strip()} (recorded)" if done.returncode == 0 and done.stdout.strip() else "not recorded"
+
+
+def stamped(result: dict) -> dict:
+    """`result` with the commit the benchmark ran at and the date: what every result file records."""
+    import subprocess
+    import time
+
+    done = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    commit = done.stdout.strip() if done.returncode == 0 else "not a git checkout"
+    return {**result, "recorded_in_commit": commit, "recorded_on": time.strftime("%Y-%m-%d", time.gmtime())}

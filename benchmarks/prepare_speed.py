@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from benchmarks.paths import stamped
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -75,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     result = run(args.files, args.jobs, args.work)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "prepare_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "prepare_speed.json").write_text(json.dumps(stamped(result), indent=2) + "\n")
 
 
 if __name__ == "__main__":

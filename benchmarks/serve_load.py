@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.paths import stamped
+
 RESULTS = Path(__file__).resolve().parent / "results"
 RATE = 16000
 CHUNK_S = 0.16
@@ -276,7 +278,7 @@ def main():
                           "held_at_every_n_tried": unbroken}}
     from ds2cli.fileio import write_json
 
-    write_json(args.out, result)
+    write_json(args.out, stamped(result))
     write_md(result, Path(args.md))
     print(json.dumps(result["targets"]))
 

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ds2cli.model import DeepSpeech2, ModelConfig
+from benchmarks.paths import stamped
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N_BINS = 161
@@ -230,7 +231,7 @@ def main(argv=None):
     else:
         print(f"peer checkout not found at {peer_dir}; skipping the comparison", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    Path(args.out).write_text(json.dumps(stamped(result), indent=2) + "\n")
     print(f"wrote {args.out}")
 
 
