@@ -48,4 +48,20 @@ def stamped(result: dict) -> dict:
 
     done = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=REPO, capture_output=True, text=True)
     commit = done.stdout.strip() if done.returncode == 0 else "not a git checkout"
-    return {**result, "recorded_in_commit": commit, "recorded_on": time.strftime("%Y-%m-%d", time.gmtime())}
+    out = {**result, "recorded_in_commit": commit, "recorded_on": time.strftime("%Y-%m-%d", time.gmtime())}
+    if "command" not in out and command_line():
+        out["command"] = command_line()
+    return out
+
+
+def command_line() -> str | None:
+    """`python -m benchmarks.NAME ARGS` when this process runs a benchmark module, paths shown
+    relative to the repository; None otherwise (e.g. a benchmark's main() called from a test)."""
+    import shlex
+    import sys
+
+    script = Path(sys.argv[0])
+    if script.parent.name != "benchmarks" or script.suffix != ".py":
+        return None
+    args = [shown(a) if a.startswith("/") and Path(a).exists() else a for a in sys.argv[1:]]
+    return " ".join(["python", "-m", f"benchmarks.{script.stem}", *map(shlex.quote, args)])

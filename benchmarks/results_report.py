@@ -204,7 +204,10 @@ def serving_section() -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         write_md(r, Path(tmp) / "serve.md")
         text = (Path(tmp) / "serve.md").read_text()
-    lines = ["## Serving", ""] + source("serve_load.json", r, "python -m benchmarks.serve_load")
+    command = ("python -m benchmarks.serve_load --checkpoint exp/tiny-stream/checkpoints/best.pt --manifest "
+               f"exp/tiny-stream/manifests/test.jsonl --streams {','.join(map(str, r['streams_tried']))} "
+               f"--round-seconds {r['round_seconds']:g}")
+    lines = ["## Serving", ""] + source("serve_load.json", r, command)
     return lines + demoted(text) + [""]
 
 
