@@ -300,10 +300,13 @@ def realspeech_section() -> list[str]:
         return lines + ["No result file: `python -m benchmarks.realspeech --data-dir DIR` writes "
                         "`benchmarks/results/realspeech.json`, and this section then shows it.", ""]
     lines += source("realspeech.json", r, "python -m benchmarks.realspeech")
-    lines += ["| configuration | WER | CER |", "| --- | ---: | ---: |"]
+    lines += ["| configuration | search | test WER | test CER | utterances |", "| --- | --- | ---: | ---: | ---: |"]
     for name, v in r.items():
-        if isinstance(v, dict) and "wer" in v:
-            lines.append(f"| {name} | {pct(v['wer'])} | {pct(v.get('cer', float('nan')))} |")
+        if not isinstance(v, dict):
+            continue
+        scores = [(k, v[k]) for k in ("greedy", "lm") if isinstance(v.get(k), dict)] or [("its own", v)]
+        lines += [f"| {name} | {search} | {pct(s['wer'])} | {pct(s['cer'])} | {s['utterances']} |"
+                  for search, s in scores if "wer" in s]
     return lines + [""]
 
 
