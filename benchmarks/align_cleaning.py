@@ -9,7 +9,7 @@ filter nor the model. The default thresholds are measured on the same corrupted 
     python -m benchmarks.align_cleaning [--corpus digits|arctic ...] [--checkpoint PATH]
 
 Writes benchmarks/results/align_cleaning.json (and per-utterance features under
-benchmarks/work/align/)."""
+benchmarks/scratch/align/)."""
 from __future__ import annotations
 
 import argparse

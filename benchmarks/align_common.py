@@ -1,7 +1,7 @@
 """Shared by the align_* benchmarks: the corpora (spliced FSDD digit strings with known word times;
 CMU ARCTIC by its prompt split), and the model: a given checkpoint, the project's trained recipe
 (exp/<recipe>/checkpoints/best.pt), or one trained here within a time budget and cached under
-benchmarks/work/align/. Every result records which model was used and how it was made."""
+benchmarks/scratch/align/. Every result records which model was used and how it was made."""
 from __future__ import annotations
 
 import json
@@ -10,9 +10,11 @@ import random
 import time
 from pathlib import Path
 
+from benchmarks.paths import shown, stamped
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
-WORK = REPO / "benchmarks" / "work" / "align"
+WORK = REPO / "benchmarks" / "scratch" / "align"
 RESULTS = REPO / "benchmarks" / "results"
 
 DIGITS_TRAIN_TAKES = range(5, 50)  # FSDD's official split: takes 0-4 are test
@@ -21,7 +23,7 @@ DIGITS_TEST_TAKES = range(0, 5)
 
 def digits_manifest(split: str, n: int, seed: int) -> Path:
     """`n` spliced connected-digit strings (2-5 digits, one speaker each) from FSDD's `split` takes,
-    written once to benchmarks/work/align/digits-<split>-<n>-<seed>/ with manifest.jsonl and the
+    written once to benchmarks/scratch/align/digits-<split>-<n>-<seed>/ with manifest.jsonl and the
     true word times (words.jsonl)."""
     from ds2cli.align.splice import fsdd_strings
     from ds2cli.audio import write_audio
@@ -89,10 +91,10 @@ def find_checkpoint(corpus: str, given: str | None, budget_s: float | None = Non
     """(checkpoint path, provenance): `given`; else exp/<corpus>/checkpoints/best.pt from the
     project's recipe; else a model trained here (cached)."""
     if given:
-        return Path(given), {"source": "given", "checkpoint": str(given)}
+        return Path(given), {"source": "given", "checkpoint": shown(given)}
     recipe_ckpt = REPO / "exp" / corpus / "checkpoints" / "best.pt"
     if recipe_ckpt.is_file():
-        return recipe_ckpt, {"source": f"recipe {corpus} (ds2cli train)", "checkpoint": str(recipe_ckpt)}
+        return recipe_ckpt, {"source": f"recipe {corpus} (ds2cli train)", "checkpoint": shown(recipe_ckpt)}
     cached = WORK / f"{corpus}-model.pt"
     info_path = cached.with_suffix(".json")
     if not cached.is_file():
@@ -157,7 +159,7 @@ def train_budget(corpus: str, out: Path, conv_channels: int, rnn_layers: int, rn
         epoch += 1
     model.eval()
     info = {"source": "trained by benchmarks/align_common.py (no recipe checkpoint found)",
-            "checkpoint": str(out), "corpus": corpus, "train_utterances": len(rows),
+            "checkpoint": shown(out), "corpus": corpus, "train_utterances": len(rows),
             "train_audio_minutes": round(sum(f.shape[0] for f in feats) / 100 / 60, 1),
             "model": mc.to_dict(), "parameters": model.num_parameters(), "steps": step, "epochs": epoch,
             "wall_seconds": round(time.time() - start), "final_loss": round(loss, 3), "threads": 1,
@@ -183,5 +185,5 @@ def write_result(name: str, result: dict) -> Path:
     from ds2cli.fileio import write_json
 
     path = RESULTS / f"{name}.json"
-    write_json(path, result)
+    write_json(path, stamped(result))
     return path

@@ -16,6 +16,7 @@ import argparse
 import numpy as np
 
 from benchmarks.align_common import digits_manifest, find_checkpoint, word_truth, write_result
+from benchmarks.paths import shown
 
 
 def boundary_offsets(manifest, recognizer, snap: bool, start_shift: float, end_shift: float):
@@ -71,9 +72,9 @@ def main(argv=None):
     starts, ends, _, _ = boundary_offsets(calibration, recognizer, False, 0.0, 0.0)
     fitted = (-float(np.median(starts)), -float(np.median(ends)))
     result = {"model": provenance, "frame_seconds": recognizer.frame_seconds,
-              "calibration": {"manifest": str(calibration), "raw_spikes": summary(starts, ends),
+              "calibration": {"manifest": shown(calibration), "raw_spikes": summary(starts, ends),
                               "fitted_start_shift": round(fitted[0], 3), "fitted_end_shift": round(fitted[1], 3)},
-              "code_shifts": {"start": START_SHIFT, "end": END_SHIFT}, "test": {"manifest": str(test)}}
+              "code_shifts": {"start": START_SHIFT, "end": END_SHIFT}, "test": {"manifest": shown(test)}}
     for name, snap, shifts in [("raw_spikes", False, (0.0, 0.0)), ("spikes", False, (START_SHIFT, END_SHIFT)),
                                ("spikes_fitted_shifts", False, fitted), ("pauses", True, (START_SHIFT, END_SHIFT))]:
         s, e, mismatched, run = boundary_offsets(test, recognizer, snap, *shifts)

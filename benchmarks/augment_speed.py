@@ -20,6 +20,7 @@ from ds2cli.audio import read_audio
 from ds2cli.augment import AugmentConfig, build_pipeline
 from ds2cli.features import log_spectrogram
 from ds2cli.fileio import write_json
+from benchmarks.paths import stamped
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -29,7 +30,7 @@ TARGET_NOISE_X = 200.0
 
 
 def measure(func, items, audio_seconds: float, min_cpu: float) -> dict:
-    """Run func over all items, repeating until min_cpu CPU seconds have passed."""
+    """Run func over all items, repeated while fewer than min_cpu CPU seconds have passed."""
     func(items[0])  # warm up (imports, caches)
     passes, start = 0, time.process_time()
     while True:
@@ -105,7 +106,7 @@ def main() -> None:
         "ratio_noise_vs_torchaudio_add_noise": round(noise_x / peer_results["torchaudio.add_noise"]["x_realtime"], 2),
         "target": {"noise_recordings_min_x_realtime": TARGET_NOISE_X, "met": noise_x >= TARGET_NOISE_X},
     }
-    write_json(RESULT, out)
+    write_json(RESULT, stamped(out))
     width = max(map(len, [*results, *peer_results]))
     for name, r in [*results.items(), *peer_results.items()]:
         print(f"{name:<{width}}  {r['x_realtime']:>10.1f}x real time  ({r['cpu_s']:.2f} CPU s)")

@@ -16,12 +16,15 @@ import dataclasses
 import json
 import math
 import platform
+import re
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.paths import shown, stamped
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -235,7 +238,9 @@ def recipes(exp_dirs, limit) -> dict:
         rep = dec.decode_manifest(manifest, out=exp_dir / "decode_test.jsonl")
         out[exp_dir.name] = {"greedy_wer": rep.greedy_wer, "lm_wer": rep.wer, "utterances": len(rep.transcripts),
                              "alpha": dec.config.alpha, "beta": dec.config.beta, "beam": dec.config.beam_size,
-                             "lm": dec.meta["lm"], "alpha_beta_from": dec.meta["alpha_beta_from"]}
+                             "lm": dec.meta["lm"] and shown(dec.meta["lm"]),
+                             "alpha_beta_from": re.sub(r"/[^\s()]+", lambda m: shown(m.group()),
+                                                       str(dec.meta["alpha_beta_from"]))}
         print(f"{exp_dir.name}: {rep.summary()}", flush=True)
     return out
 
@@ -285,7 +290,7 @@ def markdown(res: dict) -> str:
         for name, r in res["recipes"].items():
             lines.append(f"| {name} | {100 * r['greedy_wer']:.2f} | {100 * r['lm_wer']:.2f} | {r['beam']} | "
                          f"{r['alpha']} | {r['beta']} |")
-    lines += ["", f"Reproduce: `python -m benchmarks.decode_compare {res.get('command', '')}`"]
+    lines += ["", f"Reproduce: `{res.get('command', '')}`"]
     return "\n".join(lines) + "\n"
 
 
@@ -303,8 +308,16 @@ def main(argv=None) -> dict:
     p.add_argument("--skip", nargs="*", default=[], choices=["compare", "sweep", "pruning", "precision"])
     p.add_argument("--out", default=str(RESULTS / "decode.json"))
     p.add_argument("--note", help="a sentence about the model, printed at the top of the markdown")
+    p.add_argument("--report", metavar="JSON", help="only write the markdown of an existing result")
     args = p.parse_args(argv)
-    command = " ".join(sys.argv[1:] if argv is None else argv)
+    if args.report:
+        res = json.loads(Path(args.report).read_text())
+        Path(args.report).with_suffix(".md").write_text(markdown(res))
+        return res
+    given = sys.argv[1:] if argv is None else list(argv)
+    if "--note" in given:  # the note is recorded on its own, not in the command
+        given = given[:given.index("--note")] + given[given.index("--note") + 2:]
+    command = "python -m benchmarks.decode_compare " + " ".join(shown(a) if Path(a).exists() else a for a in given)
 
     import torch
 
@@ -324,7 +337,7 @@ def main(argv=None) -> dict:
             raise SystemExit("no LM: pass --lm or an experiment with lm_text.txt")
         ids, refs, ems, audio_s = load_set(decoder, manifest, args.limit)
         greedy = _wer(refs, [hypothesis_text(greedy_search(e).tokens, decoder.tokenizer) for e in ems])
-        res["setup"] = {"checkpoint": checkpoint, "manifest": manifest, "lm": str(decoder.lm.path),
+        res["setup"] = {"checkpoint": shown(checkpoint), "manifest": shown(manifest), "lm": shown(decoder.lm.path),
                         "utterances": len(ids), "audio_seconds": audio_s, "frames": int(sum(len(e) for e in ems)),
                         "alpha": decoder.config.alpha, "beta": decoder.config.beta,
                         "cutoff_prob": decoder.config.cutoff_prob, "cutoff_top_n": decoder.config.cutoff_top_n,
@@ -345,6 +358,7 @@ def main(argv=None) -> dict:
         res["recipes"] = recipes(args.recipes, args.limit)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    res = stamped(res)
     out.write_text(json.dumps(res, indent=2) + "\n")
     out.with_suffix(".md").write_text(markdown(res))
     print(f"wrote {out} and {out.with_suffix('.md')}")

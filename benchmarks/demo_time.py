@@ -2,7 +2,7 @@
 decode the test split greedily and with the recipe's LM, score) into a fresh experiment folder,
 then the scores of its two decodes and the dev curve from its train report.
 
-    python -m benchmarks.demo_time [--exp-root /tmp/ds2cli-demo]
+    python -m benchmarks.demo_time [--exp-root exp/demo-time]
 
 Writes benchmarks/results/demo.json. Targets: at most 15 minutes on an idle 2-core CPU, and the
 streaming model's test WER with the word LM at most 2% (its greedy WER is reported beside the
@@ -19,6 +19,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from benchmarks.paths import stamped
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 TARGETS = {"wall_seconds": 900, "kenlm_beam_wer": 0.02}
@@ -28,7 +30,7 @@ def main(argv=None) -> dict:
     from ds2cli.metrics import score_files
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--exp-root", default="/tmp/ds2cli-demo", help="emptied first")
+    ap.add_argument("--exp-root", default=str(REPO / "exp" / "demo-time"), help="emptied first")
     ap.add_argument("--ds2cli", default=str(REPO / ".venv" / "bin" / "ds2cli"))
     ap.add_argument("--note", default="")
     ap.add_argument("--out", default=str(RESULTS / "demo.json"))
@@ -58,6 +60,7 @@ def main(argv=None) -> dict:
     result["met"] = wall <= TARGETS["wall_seconds"] and result["kenlm_beam"]["wer"] <= TARGETS["kenlm_beam_wer"]
     if args.note:
         result["note"] = args.note
+    result = stamped(result)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return result

@@ -26,6 +26,7 @@ import torch
 
 from benchmarks.train_speed import N_BINS, VOCAB, _targets, load_peer, peer_architecture, peer_step
 from ds2cli.model import DeepSpeech2, ModelConfig
+from benchmarks.paths import stamped
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -195,7 +196,7 @@ def finish_stage(args) -> None:
             inf[precision]["lm_wer_difference"] = inf[precision]["lm_wer"] - inf["fp32"]["lm_wer"]
             inf[precision]["greedy_wer_difference"] = inf[precision]["greedy_wer"] - inf["fp32"]["greedy_wer"]
     result["note"] = args.note
-    write_json(args.results, result)
+    write_json(args.results, stamped(result))
     print(f"wrote {args.results}")
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.paths import shown, stamped
 from ds2cli.fileio import write_json
 from ds2cli.ntm.machine import WRITE_INITS
 from ds2cli.ntm.run import (DEFAULT_EVAL_SEQUENCES, DEFAULT_TRAINING, NO_LR_DROP, NTM_MODEL_DEFAULTS,
@@ -123,7 +124,7 @@ def merge(paths: list[str], out_path: str) -> dict:
     result = dict(runs[0], per_seed=per_seed, summary=summarise(per_seed), merged_from=[r["command"] for r in runs],
                   wall_seconds=round(sum(r["wall_seconds"] for r in runs), 1))
     result["args"] = dict(result["args"], seeds=len(per_seed), first_seed=per_seed[0]["seed"])
-    write_json(out_path, result)
+    write_json(out_path, stamped(result))
     print(f"wrote {out_path}")
     return result
 
@@ -188,11 +189,12 @@ def main(argv=None) -> dict:
               "command": "python -m benchmarks.ntm_convergence " + " ".join(
                   f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in vars(args).items()
                   if v not in (None, False) and k not in ("out", "save_dir")),
-              "args": vars(args), "torch_threads": 1, "torch": torch.__version__, "cpu_count": os.cpu_count(),
+              "args": {k: shown(v) if k in ("out", "save_dir") and v else v for k, v in vars(args).items()},
+              "torch_threads": 1, "torch": torch.__version__, "cpu_count": os.cpu_count(),
               "load_average_at_end": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "wall_seconds": round(time.perf_counter() - t0, 1),
               "caveat": LOAD_CAVEAT, "summary": summarise(per_seed), "per_seed": per_seed}
-    write_json(out_path, result)
+    write_json(out_path, stamped(result))
     print(f"wrote {out_path}")
     return result
 

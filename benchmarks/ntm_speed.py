@@ -7,8 +7,8 @@ requires). Rounds alternate between the two so that load from other users of the
 falls on both alike; we report the median over rounds.
 
 The peer is imported from a local copy of its public repository (never committed here):
-    git --git-dir=<mirror> archive HEAD | tar -x -C /tmp/pytorch-ntm
-    python -m benchmarks.ntm_speed --peer /tmp/pytorch-ntm      # or NTM_PEER=/tmp/pytorch-ntm
+    git clone https://github.com/loudinthecloud/pytorch-ntm PEER
+    python -m benchmarks.ntm_speed --peer PEER      # or NTM_PEER=PEER; without it, ds2cli alone
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.paths import shown, stamped
 from ds2cli.fileio import write_json
 from ds2cli.ntm.tasks import TaskBatch, CopyTask
 from ds2cli.ntm.fit import NTMTrainConfig, new_run, paper_configs, train_step
@@ -105,7 +106,7 @@ def time_it(fn, batches) -> float:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--peer", default=os.environ.get("NTM_PEER", "/tmp/pytorch-ntm"),
+    ap.add_argument("--peer", default=os.environ.get("NTM_PEER"),
                     help="local copy of loudinthecloud/pytorch-ntm (env NTM_PEER)")
     ap.add_argument("--peer-commit", default=os.environ.get("NTM_PEER_COMMIT"),
                     help="the peer's git commit, recorded in the result (env NTM_PEER_COMMIT)")
@@ -116,8 +117,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", default="benchmarks/results/ntm_speed.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    peer_path = Path(args.peer)
-    have_peer = (peer_path / "ntm" / "aio.py").is_file()
+    peer_path = Path(args.peer) if args.peer else None
+    have_peer = peer_path is not None and (peer_path / "ntm" / "aio.py").is_file()
     if not have_peer:
         print(f"peer not found at {peer_path} (set --peer or NTM_PEER); timing ds2cli alone")
 
@@ -163,7 +164,7 @@ def main(argv=None) -> dict:
         "benchmark": "ntm_speed",
         "what": "training sequences per second, copy task, paper configuration (LSTM 100, 1+1 heads, 128x20)",
         "peer": "loudinthecloud/pytorch-ntm (local copy, not committed)" if have_peer else None,
-        "peer_path": str(peer_path) if have_peer else None,
+        "peer_path": shown(peer_path, keep=1) if have_peer else None,
         "peer_commit": args.peer_commit,
         "peer_train_step": "its train.py train_batch (same ops), with the per-element apply_ lambda "
                            "binarisation replaced by a vectorised comparison (favours the peer)",
@@ -177,7 +178,7 @@ def main(argv=None) -> dict:
         "caveat": LOAD_CAVEAT,
         "results": results,
     }
-    write_json(args.out, out)
+    write_json(args.out, stamped(out))
     print(f"wrote {args.out}")
     return out
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from benchmarks.paths import stamped
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -71,11 +73,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=20000)
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--work", type=Path, default=Path(__file__).resolve().parent / "work" / "prepare")
+    parser.add_argument("--work", type=Path, default=Path(__file__).resolve().parent / "scratch" / "prepare")
     args = parser.parse_args()
     result = run(args.files, args.jobs, args.work)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "prepare_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "prepare_speed.json").write_text(json.dumps(stamped(result), indent=2) + "\n")
 
 
 if __name__ == "__main__":

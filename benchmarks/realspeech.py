@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.paths import stamped
+
 RESULTS = Path(__file__).resolve().parent / "results"
 OUT = RESULTS / "realspeech.json"
 CONFIGS = ("scratch", "finetuned", "pooled", "averaged", "pocketsphinx")
@@ -169,7 +171,7 @@ def main(argv=None) -> None:
                 best = config
         print(json.dumps({config: results[config]}, indent=1))
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=1) + "\n")
+        args.out.write_text(json.dumps(stamped(results), indent=1) + "\n")
 
 
 if __name__ == "__main__":

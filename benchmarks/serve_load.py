@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.paths import stamped
+
 RESULTS = Path(__file__).resolve().parent / "results"
 RATE = 16000
 CHUNK_S = 0.16
@@ -229,12 +231,12 @@ def write_md(result, path):
                  if t["held_at_every_n_tried"] else "") + ".", "",
               f"Target at 30 streams (Batch Dispatch): final median < 50 ms and p98 < 150 ms: "
               f"{t['at_30']}.", "",
-              "Reproduce (under the shared lock, on a quiet machine): `python -m benchmarks.serve_load "
+              "Reproduce on a quiet machine: `python -m benchmarks.serve_load "
               "--checkpoint exp/tiny-stream/checkpoints/best.pt --manifest exp/tiny-stream/manifests/test.jsonl "
               f"--streams {','.join(str(n) for n in result['streams_tried'])} "
               + ("" if result["method"] == "greedy" else
                  f"--method beam --lm exp/tiny-stream/lm/lm.bin --beam-size {result['beam_size']} ")
-              + f"--out benchmarks/results/{Path(result['out']).name} "
+              + f"--out benchmarks/results/{result.get('out', 'serve_load.json')} "
               f"--round-seconds {result['round_seconds']:g}`.", ""]
     from ds2cli.fileio import write_text
 
@@ -295,7 +297,7 @@ def main():
                           "held_at_every_n_tried": unbroken}}
     from ds2cli.fileio import write_json
 
-    write_json(args.out, result)
+    write_json(args.out, stamped(result))
     write_md(result, Path(args.md))
     print(json.dumps(result["targets"]))
 

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.paths import stamped
+
 RESULTS = Path(__file__).resolve().parent / "results"
 OUT = RESULTS / "stream_accuracy.json"
 
@@ -182,7 +184,7 @@ def main(argv=None) -> None:
     from ds2cli.fileio import write_json
 
     result = measure(args)
-    write_json(args.out or OUT, result)
+    write_json(args.out or OUT, stamped(result))
     write_md()
     print(table(result["streaming"], result.get("bidirectional"), False))
 

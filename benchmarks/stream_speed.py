@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.paths import stamped
+
 RESULTS = Path(__file__).resolve().parent / "results"
 OUT = RESULTS / "stream_speed.json"
 STREAMS = (1, 10, 30, 100)
@@ -162,7 +164,7 @@ def main(argv=None) -> None:
               "met": at30["speedup_per_stream"] >= TARGET}
     from ds2cli.fileio import write_json
 
-    write_json(args.out, result)
+    write_json(args.out, stamped(result))
     from benchmarks.stream_accuracy import write_md
 
     write_md()

@@ -11,6 +11,8 @@ import json
 import time
 from pathlib import Path
 
+from benchmarks.paths import stamped
+
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = {"tiny": 0.10, "digits": 0.02, "arctic": None}  # greedy test WER the project aims for
 
@@ -69,7 +71,7 @@ def main(argv=None):
     for name in args.recipes:
         results[name] = run(name, Path(args.exp_root), args.overrides)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2) + "\n")  # after each recipe: partial runs count
+        out.write_text(json.dumps(stamped(results), indent=2) + "\n")  # after each recipe: partial runs count
     print(f"wrote {out}")
 
 

@@ -3,9 +3,9 @@ step) and the share of the machine's dense matmul rate that achieves, for the ti
 recipes' models; and against deepspeech.pytorch's own DeepSpeech model at the same architecture and
 batch (its model class, imported from a checkout outside this repository, timed in the same run).
 
-    python -m benchmarks.train_speed [--peer-dir /tmp/deepspeech.pytorch] [--threads 2]
+    python -m benchmarks.train_speed [--peer-dir PEER] [--threads 2]
 
-The peer checkout: `git --git-dir=<mirror> archive HEAD | tar -x -C /tmp/deepspeech.pytorch`.
+PEER is a checkout of github.com/SeanNaren/deepspeech.pytorch (env DS_PEER); without it, ds2cli alone.
 Its model module imports pytorch_lightning, omegaconf, torchmetrics, Levenshtein and six only for
 training plumbing; those are replaced by minimal stand-ins (an nn.Module base class, a config type
 lookup, metric stubs), and its config dataclasses (whose module does not import on Python 3.11) by
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -26,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ds2cli.model import DeepSpeech2, ModelConfig
+from benchmarks.paths import stamped
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N_BINS = 161
@@ -192,7 +194,7 @@ def main(argv=None):
     from ds2cli.recipe import load_recipe
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--peer-dir", default="/tmp/deepspeech.pytorch")
+    ap.add_argument("--peer-dir", default=os.environ.get("DS_PEER"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--skip-lstm", action="store_true", help="Skip the slow LSTM 5x1024 comparison.")
@@ -210,8 +212,8 @@ def main(argv=None):
                       rate, 1, args.steps if recipe == "tiny" else max(1, args.steps - 1))
         result["recipes"].append({"recipe": recipe, "batch": batch, "seconds": seconds, **row})
 
-    peer_dir = Path(args.peer_dir)
-    if (peer_dir / "deepspeech_pytorch" / "model.py").is_file():
+    peer_dir = Path(args.peer_dir or "")
+    if args.peer_dir and (peer_dir / "deepspeech_pytorch" / "model.py").is_file():
         peer = load_peer(peer_dir)
         cases = [("gru", 256, 3, 8, 4.0)] + ([] if args.skip_lstm else [("lstm", 1024, 5, 4, 4.0)])
         for rnn, hidden, layers, batch, seconds in cases:
@@ -229,7 +231,7 @@ def main(argv=None):
     else:
         print(f"peer checkout not found at {peer_dir}; skipping the comparison", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    Path(args.out).write_text(json.dumps(stamped(result), indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

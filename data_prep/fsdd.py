@@ -244,7 +244,7 @@ def _build_all(todo: list[tuple[str, Spliced]], jobs: int, quiet: bool = False) 
 
 
 def _complete(path: str) -> bool:
-    """A finished file from an earlier run (files are written atomically; verify anyway)."""
+    """A finished file from a previous run (files are written atomically; verify anyway)."""
     try:
         audio_info(path)
         return True

@@ -172,7 +172,7 @@ def _count(name: str, value) -> int:
 
 
 def _complete(path: Path) -> bool:
-    """A finished file from an earlier run (files are written atomically; verify anyway)."""
+    """A finished file from a previous run (files are written atomically; verify anyway)."""
     if not path.is_file():
         return False
     try:

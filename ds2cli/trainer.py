@@ -694,7 +694,7 @@ def _plain(value):
 
 
 def _read_metrics(path: Path, upto_step: int) -> list[dict]:
-    """Earlier metrics of a resumed run, without rows past the checkpoint (they will be redone)."""
+    """The metrics a resumed run has already written, without rows past the checkpoint (they will be redone)."""
     if not path.is_file():
         return []
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -167,7 +167,7 @@ def test_bad_filter_files_name_the_file(tmp_path, content, message):
 
 # ---------------------------------------------------------------- real audio, briefly trained model
 
-MAX_STEPS = 600  # training stops earlier, once the running CTC loss is below STOP_LOSS
+MAX_STEPS = 600  # training stops sooner, once the running CTC loss is below STOP_LOSS
 STOP_LOSS = 0.1
 
 

@@ -1,6 +1,6 @@
 """Connected-word utterances spliced from isolated-word clips, with exact word times.
 
-Used to measure alignment timing (the truth is known from the splice) and to build small test
+For measuring alignment timing (the truth is known from the splice) and building small test
 corpora (FSDD digits -> TIDIGITS-style digit strings)."""
 from __future__ import annotations
 

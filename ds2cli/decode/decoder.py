@@ -137,7 +137,7 @@ class Decoder:
 
     def transcripts(self, ids: list[str], emissions: list, durations: list[float],
                     with_greedy: bool = False, lead_seconds: float = 0.0) -> list[Transcript]:
-        """Search each utterance's emissions (T, V); word times are moved `lead_seconds` earlier
+        """Search each utterance's emissions (T, V); word times are shifted back by `lead_seconds`
         (the quiet added before the audio) and kept within [0, duration]."""
         out = []
         for utt, em, dur in zip(ids, emissions, durations):

@@ -3,7 +3,7 @@
 Every prefix in the search carries three small numbers that the scorer understands:
 - `state`: the KenLM context after its last complete word (an integer id),
 - `trie`: where its unfinished word stands in a character trie of the LM's vocabulary
-  (ROOT: no unfinished word; OOV: it can no longer become a known word),
+  (ROOT: no unfinished word; OOV: it cannot become a known word any more),
 - `comp`: the LM log-probability of finishing that word now.
 The search asks the scorer, for a whole beam at once, how appending each candidate token changes
 the LM log-probability and the word count (`ext_delta`), and creates children only for the few

@@ -65,7 +65,7 @@ def _wer(refs: list[str], hyps: list[str], language: str) -> float:
 def tune(emissions: list[np.ndarray], refs: list[str], tokenizer, scorer: Scorer, base: BeamOptions,
          pairs: list[tuple[float, float]], on_trial: Callable[[Trial, Trial], None] | None = None) -> TuneResult:
     """Search `pairs` of (alpha, beta) on cached emissions (each (T, V) log-probs) with normalised
-    references. `on_trial(trial, best_so_far)` is called after each pair. Ties keep the earlier pair."""
+    references. `on_trial(trial, best_so_far)` is called after each pair. Ties keep the first pair tried."""
     from ds2cli.decode.decoder import hypothesis_text
 
     if not pairs:

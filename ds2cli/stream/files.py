@@ -33,7 +33,7 @@ def chunks_of(wave: np.ndarray, chunk_samples: int) -> Iterator[np.ndarray]:
 def stream_wave(recognizer: StreamRecognizer, wave: np.ndarray, chunk_ms: float = 160.0,
                 realtime: bool = False, result: FileResult | None = None) -> Iterator[dict]:
     """Feed `wave` (at the model's rate) in chunks of `chunk_ms`; yield the events as they come.
-    With `realtime`, chunk i is fed no earlier than i * chunk_ms after the first. `result`
+    With `realtime`, chunk i is fed at the soonest i * chunk_ms after the first. `result`
     (optional) collects the finals and the timings."""
     rate = recognizer.model.sample_rate
     size = max(1, int(round(chunk_ms * rate / 1000)))

@@ -60,7 +60,7 @@ class StreamRecognizer:
             self.model.step([self.state], [np.zeros(0, np.float32)], [True])[0])
         had_finals = self.finals
         final = self._final()
-        if final["text"] or not had_finals:  # trailing silence after earlier finals says nothing
+        if final["text"] or not had_finals:  # trailing silence after other finals says nothing
             events.append(final)
         return events
 
