@@ -210,7 +210,40 @@ def serving_section() -> list[str]:
                f"exp/tiny-stream/manifests/test.jsonl --streams {','.join(map(str, r['streams_tried']))} "
                f"--round-seconds {r['round_seconds']:g}")
     lines = ["## Serving", ""] + source("serve_load.json", r, command)
-    return lines + demoted(text) + [""]
+    lines += demoted(text) + [""]
+    beam = load("serve_load_beam.json")
+    if beam:
+        with tempfile.TemporaryDirectory() as tmp:
+            write_md(beam, Path(tmp) / "serve_beam.md")
+            text = (Path(tmp) / "serve_beam.md").read_text()
+        lines += ["### With the word LM (beam search)", ""]
+        lines += source("serve_load_beam.json", beam, beam.get("command", "python -m benchmarks.serve_load --method beam"))
+        lines += demoted(text) + [""]
+    soak = load("serve_soak.json")
+    if soak:
+        lines += soak_lines(soak)
+    return lines
+
+
+def soak_lines(r: dict) -> list[str]:
+    f, p, m = r["final_latency_ms"], r["partial_latency_ms"], r["rss_mb"]
+    lines = ["### Soak", "",
+             f"{r['streams']} concurrent real-time streams for {r['seconds'] / 60:g} minutes against one server "
+             f"(Batch Dispatch, {r['method']} search, {r['chunk_ms']} ms chunks), on `{r['checkpoint']}`.", ""]
+    lines += source("serve_soak.json", r, r.get("command", "python -m benchmarks.serve_soak"))
+    lines += ["| measure | result |", "| --- | --- |",
+              f"| utterances recognised | {r['utterances']:,} |",
+              f"| errors | {r['errors']} |",
+              f"| final latency median / p98 / max | {f['median']} / {f['p98']} / {f['max']} ms |",
+              f"| partial latency median / p98 | {p['median']} / {p['p98']} ms |",
+              f"| finals equal to offline decoding | {r['finals_equal_offline']} |",
+              f"| server memory (RSS) after the first window / middle / end | {m['after_first_window']} / "
+              f"{m['middle']} / {m['end']} MB (growth {pct(m['growth'], 1)}, second half {pct(m['growth_second_half'], 1)}) |",
+              f"| open file descriptors after the first window / end | {r['fds']['after_first_window']} / {r['fds']['end']} |",
+              f"| streams open after the run (/health) | {r['active_streams_after']} |",
+              f"| met (no error, RSS growth <= {pct(r['targets']['rss_growth_at_most'], 0)}, finals = offline) | "
+              f"{'yes' if r['met'] else 'no'} |", ""]
+    return lines
 
 
 def alignment_section() -> list[str]:
