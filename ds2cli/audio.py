@@ -131,9 +131,13 @@ def write_audio(path, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     """Write 16-bit PCM (WAV or FLAC by extension), atomically."""
     from ds2cli.fileio import atomic_path
 
+    import io
+
     fmt = "FLAC" if str(path).lower().endswith(".flac") else "WAV"
+    buffer = io.BytesIO()  # encoded in memory: a full disk is then an OSError, not libsndfile's "System error."
+    sf.write(buffer, np.clip(wave, -1.0, 1.0), sample_rate, subtype="PCM_16", format=fmt)
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), np.clip(wave, -1.0, 1.0), sample_rate, subtype="PCM_16", format=fmt)
+        tmp.write_bytes(buffer.getvalue())
 
 
 def _require_file(path) -> None:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ds2cli.checkpoint import build_checkpoint, load_checkpoint, save_checkpoint
 from ds2cli.errors import DS2Error
-from ds2cli.fileio import write_json, write_jsonl, write_text
+from ds2cli.fileio import append_line, atomic_path, write_json, write_jsonl, write_text
 from ds2cli.validation import check_fields
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -650,8 +650,7 @@ class Trainer:
     def _metric(self, row: dict):
         if self.dist.main:
             self.metrics.append(row)
-            with open(self.exp_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
+            append_line(self.exp_dir / "metrics.jsonl", json.dumps(row))
 
 
 def durations_of(batches) -> list[float]:
@@ -661,10 +660,15 @@ def durations_of(batches) -> list[float]:
 def train(recipe: dict, exp_dir, *, data_dir: str | None = None, resume: bool = True,
           longest_first: bool = False, quiet: bool = True,
           log: Callable[[str], None] | None = None) -> TrainReport:
-    """Train (or resume training) the recipe into `exp_dir`, preparing its data first if needed."""
-    trainer = Trainer(recipe, exp_dir, data_dir=data_dir, resume=resume, longest_first=longest_first,
-                      quiet=quiet, log=log)
-    return trainer.run()
+    """Train (or resume training) the recipe into `exp_dir`, preparing its data first if needed.
+    One run at a time per experiment: the main process holds its lock (ds2cli.lock)."""
+    from ds2cli.lock import folder_lock
+
+    main = int(os.environ.get("RANK", "0")) == 0
+    with folder_lock(exp_dir, "train") if main else contextlib.nullcontext():
+        trainer = Trainer(recipe, exp_dir, data_dir=data_dir, resume=resume, longest_first=longest_first,
+                          quiet=quiet, log=log)
+        return trainer.run()
 
 
 # ---------------------------------------------------------------- files
@@ -673,13 +677,12 @@ def _link(src: Path, dst: Path):
     """Make dst another name for src's current contents (a hard link; a copy where links fail)."""
     import shutil
 
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    with atomic_path(dst) as tmp:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
 
 
 def _plain(value):
@@ -697,8 +700,12 @@ def _read_metrics(path: Path, upto_step: int) -> list[dict]:
     """Earlier metrics of a resumed run, without rows past the checkpoint (they will be redone)."""
     if not path.is_file():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r.get("step", 0) <= upto_step]
+    rows = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(ValueError):  # a line a full disk or a kill cut short
+            row = json.loads(line)
+            if isinstance(row, dict) and row.get("step", 0) <= upto_step:
+                rows.append(row)
     write_jsonl(path, rows)
     return rows
 
@@ -725,10 +732,11 @@ def plot_curves(metrics: list[dict], path: Path):
         b.legend()
     b.set(xlabel="epoch", ylabel="%", title="dev (greedy)")
     fig.tight_layout()
-    with_tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(with_tmp, dpi=100)
-    plt.close(fig)
-    os.replace(with_tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def read_last(exp_root="exp") -> Path | None:

@@ -77,14 +77,15 @@ def truncate_wav(path: Path, keep_bytes: int) -> Path:
     return path
 
 
-def make_exp(exp: Path, n: int = 6) -> tuple[Path, list[dict]]:
-    """A prepared experiment of `n` short generated utterances (train) and 2 (dev)."""
+def make_exp(exp: Path, n: int = 6, audio_dir: Path | None = None) -> tuple[Path, list[dict]]:
+    """A prepared experiment of `n` short generated utterances (train) and 2 (dev), their audio
+    in exp/audio or `audio_dir`."""
     from ds2cli.features import FeatureConfig, stats_from_manifest
     from ds2cli.fileio import write_json, write_text
     from ds2cli.manifest import write_manifest
     from ds2cli.text import CharTokenizer
 
-    audio = exp / "audio"
+    audio = audio_dir or exp / "audio"
     rows = []
     for i in range(n + 2):
         path = write_wav(audio / f"u{i}.wav", tone(0.6 + 0.1 * (i % 3), 300 + 50 * i, i))
@@ -359,3 +360,160 @@ def fill(args: list[str], tmp_path: Path, ckpt: Path) -> list[str]:
 def test_bad_option_is_one_line_naming_it(tmp_path, tiny_checkpoint, args, words):
     result = run_cli(fill(args, tmp_path, tiny_checkpoint), cwd=tmp_path)
     assert_one_line_error(result, *words)
+
+
+# ---------------------------------------------------------------- helpers for the output classes
+
+def flag(command: list[str], *names: str) -> str:
+    """The first of `names` that `ds2cli COMMAND` takes (so a renamed option breaks no case)."""
+    import click
+
+    cmd, ctx = main, click.Context(main)
+    for word in command:
+        cmd = cmd.get_command(ctx, word)
+    opts = {o for p in cmd.params for o in p.opts}
+    return next(n for n in names if n in opts)
+
+
+def ds2cli_process(args: list, cwd: Path, **kwargs):
+    """`python -m ds2cli ARGS` as a separate process, with this checkout first on the path."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "ds2cli", *map(str, args)], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def output_cases(tmp_path: Path, ckpt: Path, out: Path) -> dict[str, tuple[list, Path]]:
+    """Every command that writes, each writing under `out`: name -> (arguments, the file or
+    folder its error line must name)."""
+    text = tmp_path / "text.txt"
+    text.write_text("a b\nb a\na a b\n")
+    wav = write_wav(tmp_path / "one.wav", tone(0.5))
+    exp, _ = make_exp(tmp_path / "exp", n=2)
+    hyp = tmp_path / "hyp.jsonl"
+    hyp.write_text(json.dumps({"id": "u0", "text": "ab"}) + "\n")
+    corpus = make_generic_corpus(tmp_path / "corpus", n=3)
+    recipe = tmp_path / "generic.toml"
+    recipe.write_text(RECIPE.replace('corpus = "arctic"', 'corpus = "generic"\noptions = {dev_fraction = 0.0, '
+                                     'test_fraction = 0.0}'), encoding="utf-8")
+    manifest = exp / "manifests" / "train.jsonl"
+    prepare_out = flag(["prepare"], "--exp-dir", "--out")
+    return {
+        "decode --out": (["decode", "--manifest", manifest, "--checkpoint", ckpt, "--out", out / "hyp.jsonl"],
+                         out / "hyp.jsonl"),
+        "decode FILE --out": (["decode", wav, "--checkpoint", ckpt, "--out", out / "one.jsonl"], out / "one.jsonl"),
+        "score --out": (["score", hyp, manifest, "--out", out / "score.json"], out / "score.json"),
+        "lm build --out": (["lm", "build", text, "--out", out / "lm"], out / "lm"),
+        "ntm --out": (["ntm", "copy", "--steps", "2", "--checkpoint-every", "1", "--eval-len", "2",
+                       "--eval-sequences", "1", "--out", out / "ntm"], out / "ntm"),
+        "prepare": (["prepare", "generic", corpus, prepare_out, out / "prep", "--quiet", "-o", "dev_fraction=0.0",
+                     "-o", "test_fraction=0.0"], out / "prep"),
+        "augment": (["augment", manifest, "--out-dir", out / "aug", "--quiet"], out / "aug"),
+        "train": (["train", "--recipe", recipe, "--data-dir", corpus, "--exp-dir", out / "exp", "--json"], out / "exp"),
+    }
+
+
+OUTPUT_COMMANDS = ["decode --out", "decode FILE --out", "score --out", "lm build --out", "ntm --out", "prepare", "augment", "train"]
+
+
+# ---------------------------------------------------------------- class 1: an unwritable output
+
+@pytest.mark.parametrize("case", OUTPUT_COMMANDS)
+def test_output_under_a_file_is_one_line(tmp_path, tiny_checkpoint, case):
+    """A file where the output folder should be (ENOTDIR; unlike chmod, it stops root too)."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder\n")
+    args, named = output_cases(tmp_path, tiny_checkpoint, blocker)[case]
+    result = run_cli(args, cwd=tmp_path)
+    assert_one_line_error(result, str(blocker), "not a directory")
+    assert blocker.read_text() == "a file, not a folder\n"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
+@pytest.mark.parametrize("case", ["decode --out", "score --out", "prepare", "train"])
+def test_read_only_folder_is_permission_denied(tmp_path, tiny_checkpoint, case):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    args, named = output_cases(tmp_path, tiny_checkpoint, locked)[case]
+    locked.chmod(0o500)
+    try:
+        result = run_cli(args, cwd=tmp_path)
+    finally:
+        locked.chmod(0o700)
+    assert_one_line_error(result, str(locked), "permission denied")
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 1 MiB tmpfs (root only); fill() then takes all its free space."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+
+    def fill():
+        import errno
+
+        fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            with pytest.raises(OSError) as err:
+                while True:
+                    os.write(fd, b"\0" * 4096)
+            assert err.value.errno == errno.ENOSPC
+        finally:
+            os.close(fd)
+
+    try:
+        yield disk, fill
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_write_to_a_full_disk_keeps_the_last_good_file(full_disk):
+    from ds2cli.errors import OutputError
+    from ds2cli.fileio import torch_save, write_json
+
+    disk, fill = full_disk
+    write_json(disk / "good.json", {"good": True})
+    torch_save({"w": torch.ones(3)}, disk / "good.pt")
+    fill()
+    with pytest.raises(OutputError, match="good.json: cannot write: no space left on device"):
+        write_json(disk / "good.json", {"big": "x" * 100_000})
+    with pytest.raises(OutputError, match="good.pt: cannot write: no space left on device"):
+        torch_save({"w": torch.randn(100_000)}, disk / "good.pt")  # torch's own error would be a RuntimeError
+    assert json.loads((disk / "good.json").read_text()) == {"good": True}
+    assert torch.equal(torch.load(disk / "good.pt", weights_only=True)["w"], torch.ones(3))
+    assert sorted(p.name for p in disk.iterdir()) == ["filler", "good.json", "good.pt"]  # no temporary left
+
+
+@pytest.mark.parametrize("case", OUTPUT_COMMANDS)
+def test_full_disk_is_one_line(tmp_path, tiny_checkpoint, full_disk, case):
+    disk, fill = full_disk
+    args, named = output_cases(tmp_path, tiny_checkpoint, disk)[case]
+    fill()
+    result = run_cli(args, cwd=tmp_path)
+    assert_one_line_error(result, str(disk), "no space left on device")
+    assert not [p for p in disk.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_training_on_a_full_disk_keeps_the_last_checkpoint(tmp_path, full_disk):
+    disk, fill = full_disk
+    exp, _ = make_exp(disk / "exp", n=2, audio_dir=tmp_path / "audio")
+    recipe = write_recipe(tmp_path / "unit.toml")
+    assert_ok(run_cli(["train", "--recipe", recipe, "--exp-dir", exp, "--quiet"]))
+    last = exp / "checkpoints" / "last.pt"
+    before = last.read_bytes()
+    fill()
+    result = run_cli(["train", "--recipe", recipe, "--exp-dir", exp, "--json", "--set", "train.epochs=3"])
+    assert_one_line_error(result, str(exp), "no space left on device")
+    assert last.read_bytes() == before
+    from ds2cli.checkpoint import load_checkpoint
+
+    assert load_checkpoint(last)["train_state"]["position"]["epoch"] == 1
