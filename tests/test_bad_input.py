@@ -517,3 +517,126 @@ def test_training_on_a_full_disk_keeps_the_last_checkpoint(tmp_path, full_disk):
     from ds2cli.checkpoint import load_checkpoint
 
     assert load_checkpoint(last)["train_state"]["position"]["epoch"] == 1
+
+
+# ---------------------------------------------------------------- class 7: two runs on one folder
+
+def wait_for_lock(folder: Path, proc, seconds: float = 120.0) -> None:
+    """Until `proc` holds the folder's lock (its pid is in the lock file)."""
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        lock = folder / ".lock"
+        if lock.is_file() and lock.read_text().split(" ")[0] == str(proc.pid):
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    raise AssertionError(f"{proc.pid} never took {folder}'s lock")
+
+
+def test_two_trainings_at_once_the_second_refused_and_a_killed_one_never_blocks(tmp_path):
+    import signal
+
+    exp, _ = make_exp(tmp_path / "exp", n=4)
+    recipe = write_recipe(tmp_path / "unit.toml", "").read_text().replace("epochs = 1", "epochs = 10000")
+    (tmp_path / "long.toml").write_text(recipe)
+    args = ["train", "--recipe", tmp_path / "long.toml", "--exp-dir", exp, "--quiet"]
+    first = ds2cli_process(args, tmp_path)
+    try:
+        wait_for_lock(exp, first)
+        second = ds2cli_process(args, tmp_path)
+        out, err = second.communicate(timeout=120)
+        assert second.returncode == 1, (out, err)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and "Traceback" not in err, err
+        assert str(exp) in lines[0] and "another ds2cli run" in lines[0] and f"pid {first.pid}" in lines[0]
+        assert first.poll() is None  # the first run goes on
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate()
+    # the lock file is still there, with the dead run's pid: it must not block
+    assert (exp / ".lock").read_text().startswith(f"{first.pid} ")
+    result = run_cli(["train", "--recipe", write_recipe(tmp_path / "unit.toml"), "--exp-dir", exp, "--json",
+                      "--no-resume"])
+    assert_ok(result)
+    steps = [json.loads(line)["step"] for line in (exp / "metrics.jsonl").read_text().splitlines()
+             if "loss" in json.loads(line)]
+    assert steps == sorted(set(steps))  # one run's rows, no step twice
+
+
+# the commands that write into a folder they own (align too: tests/test_align.py runs it)
+LOCKED_COMMANDS = ["prepare", "augment", "train"]
+
+
+@pytest.mark.parametrize("case", LOCKED_COMMANDS)
+def test_a_folder_another_process_holds_is_one_line(tmp_path, tiny_checkpoint, case):
+    busy = tmp_path / "busy"
+    args, folder = output_cases(tmp_path, tiny_checkpoint, busy)[case]
+    import subprocess
+    import sys
+
+    code = ("import sys, time; from ds2cli.lock import folder_lock\n"
+            "with folder_lock(sys.argv[1], 'test'):\n    print('held', flush=True); time.sleep(120)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = run_cli(args, cwd=tmp_path)
+        line = assert_one_line_error(result, str(folder), "another ds2cli run", f"pid {holder.pid}")
+        assert "ds2cli test" in line
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert_ok(run_cli(args, cwd=tmp_path))  # and once it is gone, the command runs
+
+
+# ---------------------------------------------------------------- class 8: modes and leftovers
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_written_files_honour_the_umask(tmp_path, umask, mode):
+    exp, _ = make_exp(tmp_path / "exp", n=2)
+    old = os.umask(umask)
+    try:
+        assert_ok(run_cli(["train", "--recipe", write_recipe(tmp_path / "unit.toml"), "--exp-dir", exp, "--json"]))
+        corpus = make_generic_corpus(tmp_path / "corpus", n=3)
+        assert_ok(run_cli(["prepare", "generic", corpus, flag(["prepare"], "--exp-dir", "--out"), tmp_path / "prep",
+                           "--quiet", "-o", "dev_fraction=0.0", "-o", "test_fraction=0.0"]))
+    finally:
+        os.umask(old)
+    written = [exp / "checkpoints" / "last.pt", exp / "checkpoints" / "best.pt", exp / "train_report.json",
+               tmp_path / "prep" / "manifests" / "train.jsonl", tmp_path / "prep" / "tokenizer.json"]
+    for path in written:
+        assert path.stat().st_mode & 0o777 == mode, (path, oct(path.stat().st_mode))
+
+
+def test_a_rewritten_file_keeps_its_mode(tmp_path):
+    from ds2cli.fileio import write_json
+
+    path = tmp_path / "shared.json"
+    write_json(path, {"v": 1})
+    path.chmod(0o640)
+    write_json(path, {"v": 2})
+    assert path.stat().st_mode & 0o777 == 0o640 and json.loads(path.read_text()) == {"v": 2}
+
+
+def test_temporary_files_of_a_killed_run_are_removed_by_the_next(tmp_path):
+    exp, _ = make_exp(tmp_path / "exp", n=2)
+    out = tmp_path / "aug"
+    stale = [out / "audio" / ".u0-aug0.wav.k3j_x9q2.tmp", out / ".manifest.jsonl.a1b2c3d4.tmp"]
+    kept = [out / "audio" / "notes.tmp", out / "audio" / ".hidden"]  # not atomic_path's: left alone
+    for path in stale + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half a file")
+    result = run_cli(["augment", exp / "manifests" / "train.jsonl", "--out-dir", out, "--quiet"])
+    assert_ok(result)
+    assert not any(p.exists() for p in stale)
+    assert all(p.exists() for p in kept)
+    assert len(list((out / "audio").glob("*.wav"))) == 2
+
+    ckpt_tmp = exp / "checkpoints" / ".last.pt.zz99yy88.tmp"
+    ckpt_tmp.parent.mkdir(parents=True)
+    ckpt_tmp.write_bytes(b"half a checkpoint")
+    assert_ok(run_cli(["train", "--recipe", write_recipe(tmp_path / "unit.toml"), "--exp-dir", exp, "--json"]))
+    assert not ckpt_tmp.exists()
+    assert not [p for p in exp.rglob("*.tmp")]
