@@ -233,13 +233,15 @@ class Trainer:
         self.quiet, self.longest_first = quiet, longest_first
         self.dist = init_distributed(self.cfg.device)
         self.log = (log or (lambda msg: None)) if self.dist.main else (lambda msg: None)
+        # cheap checks first: a wrong device or a missing file must not wait for a corpus preparation
+        self.device = resolve_device(self.cfg.device, self.dist.local_rank)
+        if self.cfg.precision == "fp16" and self.device.type != "cuda":
+            raise DS2Error("fp16 training needs a GPU; use --precision bf16 on the CPU")
+        self._check_inputs()
         if self.dist.main and not is_prepared(self.exp_dir):
             self.log(f"preparing {self.exp_dir} (recipe {recipe.get('name')})")
             prepare_recipe(recipe, self.exp_dir, data_dir=data_dir, quiet=quiet)
         self.dist.barrier()
-        self.device = resolve_device(self.cfg.device, self.dist.local_rank)
-        if self.cfg.precision == "fp16" and self.device.type != "cuda":
-            raise DS2Error("fp16 training needs a GPU; use --precision bf16 on the CPU")
         if self.device.type == "cpu":
             cores = os.cpu_count() or 1
             torch.set_num_threads(self.cfg.threads or max(1, cores // self.dist.local_world_size))
@@ -262,6 +264,22 @@ class Trainer:
             self.log(report.summary())
 
     # -- set-up
+    def _check_inputs(self):
+        """The recipe's other files and its [[augment]] tables, before any preparation."""
+        from ds2cli.augment import AugmentConfig
+
+        noise = self.cfg.noise_dir
+        if noise and not Path(noise).exists():
+            raise DS2Error(f"{noise}: noise folder not found (train.noise_dir)")
+        if self.cfg.init_from and not Path(self.cfg.init_from).is_file():
+            raise DS2Error(f"{self.cfg.init_from}: no such checkpoint (train.init_from / --init-from)")
+        for entry in self.cfg.pool:
+            if not Path(entry["manifest"]).is_file():
+                raise DS2Error(f"{entry['manifest']}: no such manifest (train.pool)")
+        if self.recipe.get("augment"):
+            AugmentConfig.from_list(self.recipe["augment"],
+                                    source=f"{self.recipe.get('_path', 'recipe')} [[augment]]")
+
     def _load_data(self):
         from ds2cli.data import PoolSource, SpeechDataset, drop_impossible
         from ds2cli.features import FeatureStats
@@ -385,14 +403,23 @@ class Trainer:
     def _restore(self, path: Path):
         ckpt = load_checkpoint(path, map_location=self.device)
         ts = ckpt.get("train_state") or {}
-        if ckpt["model_config"] != self.model_config.to_dict():
-            raise DS2Error(f"{path}: its model config differs from the recipe's; use --no-resume "
-                           "or another --exp-dir")
-        self.model.load_state_dict(ckpt["model_state"])
-        self.optimizer.load_state_dict(ts["optimizer"])
-        if ts.get("scaler"):
-            self.scaler.load_state_dict(ts["scaler"])
-        torch.set_rng_state(ts["rng"]["torch"].cpu())
+        fresh = "use --no-resume or another experiment folder"
+        if ckpt.get("model_config") != self.model_config.to_dict():
+            raise DS2Error(f"{path}: its model config differs from the recipe's; {fresh}")
+        if ckpt.get("tokenizer") != self.tokenizer.to_dict():
+            raise DS2Error(f"{path}: its alphabet differs from {self.exp_dir / 'tokenizer.json'}; {fresh}")
+        if not isinstance(ts, dict) or not {"optimizer", "rng", "position"} <= set(ts):
+            raise DS2Error(f"{path}: holds no training state to resume (an averaged or exported model?); "
+                           f"{fresh}, or start from its weights with --init-from")
+        try:
+            self.model.load_state_dict(ckpt["model_state"])
+            self.optimizer.load_state_dict(ts["optimizer"])
+            if ts.get("scaler"):
+                self.scaler.load_state_dict(ts["scaler"])
+            torch.set_rng_state(ts["rng"]["torch"].cpu())
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:  # e.g. another train.optimizer
+            raise DS2Error(f"{path}: its training state does not fit the recipe ({type(err).__name__}: "
+                           f"{str(err).splitlines()[0][:120] if str(err) else 'mismatch'}); {fresh}") from None
         self.state.update(ts["position"])
         self.log(f"resumed from {path}: epoch {self.state['epoch']}, batch {self.state['batch']}, "
                  f"step {self.state['step']}")

@@ -323,10 +323,19 @@ def test_unknown_recipe_section_in_the_file(tmp_path):
 BAD_OPTIONS = [
     (["ntm", "copy", "--steps", "0"], ["steps", ">= 1"]),
     (["ntm", "copy", "--lr", "nan"], ["lr", "> 0"]),
-    (["lm", "build", "{text}", "--order", "12", "--out", "{tmp}/lm"], ["order", "[1, 6]"]),
+    (["lm", "build", "{text}", "--order", "12", "--out", "{tmp}/lm"], ["--order 12", "[1, 6]"]),
     (["lm", "build", "{text}", "--prune", "0 x", "--out", "{tmp}/lm"], ["prune"]),
     (["decode", "{wav}", "--checkpoint", "{ckpt}", "--alpha", "nan"], ["alpha"]),
     (["decode", "{wav}", "--checkpoint", "{ckpt}", "--beta", "inf"], ["beta"]),
+    # class 6: the message says what is wrong (not "damaged checkpoint", "no such file", "System error.")
+    (["decode", "{wav}", "--checkpoint", "{ckpt}", "--device", "banana"], ["--device", "banana"]),
+    pytest.param(["decode", "{wav}", "--checkpoint", "{ckpt}", "--device", "cuda"], ["cuda", "no GPU"],
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
+    (["decode", "/dev/zero", "--checkpoint", "{ckpt}"], ["/dev/zero", "not a regular file"]),
+    (["decode", "{tmp}", "--checkpoint", "{ckpt}"], ["is a directory"]),
+    (["decode", "{truncated}", "--checkpoint", "{ckpt}"], ["truncated.wav", "truncated audio"]),
+    pytest.param(["decode", "{unreadable}", "--checkpoint", "{ckpt}"], ["unreadable.wav", "permission denied"],
+                 marks=pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")),
 ]
 
 
@@ -353,10 +362,14 @@ def fill(args: list[str], tmp_path: Path, ckpt: Path) -> list[str]:
     text = tmp_path / "text.txt"
     text.write_text("a b\nb a\na a b\n")
     wav = write_wav(tmp_path / "one.wav", tone(0.5))
-    return [a.format(tmp=tmp_path, text=text, wav=wav, ckpt=ckpt) for a in args]
+    truncated = truncate_wav(write_wav(tmp_path / "truncated.wav", tone(2.0)), 20000)
+    unreadable = write_wav(tmp_path / "unreadable.wav", tone(0.5))
+    unreadable.chmod(0)
+    return [a.format(tmp=tmp_path, text=text, wav=wav, ckpt=ckpt, truncated=truncated, unreadable=unreadable)
+            for a in args]
 
 
-@pytest.mark.parametrize("args,words", BAD_OPTIONS, ids=[" ".join(c[0][:3]) for c in BAD_OPTIONS])
+@pytest.mark.parametrize("args,words", BAD_OPTIONS)
 def test_bad_option_is_one_line_naming_it(tmp_path, tiny_checkpoint, args, words):
     result = run_cli(fill(args, tmp_path, tiny_checkpoint), cwd=tmp_path)
     assert_one_line_error(result, *words)
@@ -640,3 +653,87 @@ def test_temporary_files_of_a_killed_run_are_removed_by_the_next(tmp_path):
     assert_ok(run_cli(["train", "--recipe", write_recipe(tmp_path / "unit.toml"), "--exp-dir", exp, "--json"]))
     assert not ckpt_tmp.exists()
     assert not [p for p in exp.rglob("*.tmp")]
+
+
+def test_an_offset_past_the_end_says_so_and_the_good_rows_are_decoded(tmp_path, tiny_checkpoint):
+    wav = write_wav(tmp_path / "one.wav", tone(0.5))
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"audio_filepath": str(wav), "duration": 0.5, "offset": 50.0, "text": "ab", "id": "late"},
+        {"audio_filepath": str(wav), "duration": 0.5, "text": "ab", "id": "good"}]))
+    result = run_cli(["decode", "--manifest", manifest, "--checkpoint", tiny_checkpoint, "--out", tmp_path / "h.jsonl"])
+    assert_ok(result)
+    assert "late: " in result.stderr and "offset 50 s is past the end of the audio (0.50 s)" in result.stderr
+    assert "decoded 1 of 2" in result.stderr
+    assert [json.loads(line)["id"] for line in (tmp_path / "h.jsonl").read_text().splitlines()] == ["good"]
+
+
+# ---------------------------------------------------------------- class 6: train checks cheap things first
+
+# (arguments or extra recipe text, words of the error line); each must fail before the corpus is prepared
+BEFORE_PREPARATION = [
+    pytest.param(["--device", "cuda"], ["cuda", "no GPU"],
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
+    (["--device", "banana"], ["--device", "banana"]),
+    (["--set", 'train.noise_dir="no-noise-here"'], ["no-noise-here", "noise folder not found"]),
+    (["--set", 'train.init_from="no-such.pt"'], ["no-such.pt", "no such checkpoint"]),
+    (["--set", 'train.pool=[{manifest = "no-such.jsonl", weight = 1.0}]'], ["no-such.jsonl", "train.pool"]),
+    ("[[augment]]\ntype = \"echo\"\n", ["[[augment]]", "echo"]),
+    (["--set", "train=5"], ["--set", "train=5"]),
+]
+
+
+@pytest.mark.parametrize("args,words", BEFORE_PREPARATION)
+def test_train_checks_cheap_things_before_preparing(tmp_path, args, words):
+    corpus = make_generic_corpus(tmp_path / "corpus", n=3)
+    recipe = tmp_path / "generic.toml"
+    extra = args if isinstance(args, str) else ""
+    recipe.write_text(RECIPE.replace('corpus = "arctic"', 'corpus = "generic"') + extra, encoding="utf-8")
+    exp = tmp_path / "exp"
+    result = run_cli(["train", "--recipe", recipe, "--data-dir", corpus, "--exp-dir", exp, "--json"]
+                     + ([] if isinstance(args, str) else args), cwd=tmp_path)
+    assert_one_line_error(result, *words)
+    assert not (exp / "manifests").exists()  # nothing was prepared
+
+
+# ---------------------------------------------------------------- resuming what cannot be resumed
+
+def _other_alphabet(exp: Path, last: Path):
+    from ds2cli.fileio import write_json
+    from ds2cli.text import CharTokenizer
+
+    write_json(exp / "tokenizer.json", CharTokenizer(["a", "b", " ", "c"]).to_dict())
+
+
+def _no_train_state(exp: Path, last: Path):
+    from ds2cli.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(last)
+    ckpt["train_state"] = None  # as `ds2cli average` writes
+    save_checkpoint(last, ckpt)
+
+
+def _other_optimizer(exp: Path, last: Path):
+    from ds2cli.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(last)
+    ckpt["train_state"]["optimizer"] = {"state": {}, "param_groups": []}
+    save_checkpoint(last, ckpt)
+
+
+BAD_RESUMES = [
+    ("another alphabet", _other_alphabet, ["last.pt", "alphabet differs", "tokenizer.json", "--no-resume"]),
+    ("no training state", _no_train_state, ["last.pt", "no training state", "--no-resume"]),
+    ("an optimiser state that does not fit", _other_optimizer, ["last.pt", "does not fit", "--no-resume"]),
+]
+
+
+@pytest.mark.parametrize("name,spoil,words", BAD_RESUMES, ids=[c[0] for c in BAD_RESUMES])
+def test_a_checkpoint_that_cannot_be_resumed_is_one_line(tmp_path, name, spoil, words):
+    exp, _ = make_exp(tmp_path / "exp", n=2)
+    recipe = write_recipe(tmp_path / "unit.toml")
+    assert_ok(run_cli(["train", "--recipe", recipe, "--exp-dir", exp, "--json"]))
+    spoil(exp, exp / "checkpoints" / "last.pt")
+    result = run_cli(["train", "--recipe", recipe, "--exp-dir", exp, "--json", "--set", "train.epochs=2"])
+    assert_one_line_error(result, *words)
+    assert_ok(run_cli(["train", "--recipe", recipe, "--exp-dir", exp, "--json", "--no-resume"]))
