@@ -63,11 +63,12 @@ def tone(seconds: float, freq: float = 440.0, seed: int = 0) -> np.ndarray:
     return (0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
 
 
-def write_wav(path: Path, samples: np.ndarray, subtype: str = "PCM_16") -> Path:
+def write_wav(path: Path, samples: np.ndarray, subtype: str | None = "PCM_16") -> Path:
+    """Write audio in the format the suffix names (WAV, FLAC, OGG Vorbis)."""
     import soundfile as sf
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), samples, SR, subtype=subtype)
+    sf.write(str(path), samples, SR, subtype=subtype if path.suffix == ".wav" else None)
     return path
 
 
@@ -334,6 +335,8 @@ BAD_OPTIONS = [
     (["decode", "/dev/zero", "--checkpoint", "{ckpt}"], ["/dev/zero", "not a regular file"]),
     (["decode", "{tmp}", "--checkpoint", "{ckpt}"], ["is a directory"]),
     (["decode", "{truncated}", "--checkpoint", "{ckpt}"], ["truncated.wav", "truncated audio"]),
+    (["decode", "{truncated_ogg}", "--checkpoint", "{ckpt}"], ["truncated.ogg", "truncated audio"]),
+    (["decode", "{truncated_flac}", "--checkpoint", "{ckpt}"], ["truncated.flac", "unreadable audio"]),
     pytest.param(["decode", "{unreadable}", "--checkpoint", "{ckpt}"], ["unreadable.wav", "permission denied"],
                  marks=pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")),
 ]
@@ -365,8 +368,12 @@ def fill(args: list[str], tmp_path: Path, ckpt: Path) -> list[str]:
     truncated = truncate_wav(write_wav(tmp_path / "truncated.wav", tone(2.0)), 20000)
     unreadable = write_wav(tmp_path / "unreadable.wav", tone(0.5))
     unreadable.chmod(0)
-    return [a.format(tmp=tmp_path, text=text, wav=wav, ckpt=ckpt, truncated=truncated, unreadable=unreadable)
-            for a in args]
+    cut = {}
+    for ext in ("ogg", "flac"):  # the last 10 bytes missing
+        path = write_wav(tmp_path / f"truncated.{ext}", tone(2.0))
+        cut[f"truncated_{ext}"] = truncate_wav(path, path.stat().st_size - 10)
+    return [a.format(tmp=tmp_path, text=text, wav=wav, ckpt=ckpt, truncated=truncated, unreadable=unreadable,
+                     **cut) for a in args]
 
 
 @pytest.mark.parametrize("args,words", BAD_OPTIONS)
