@@ -586,7 +586,7 @@ def test_two_trainings_at_once_the_second_refused_and_a_killed_one_never_blocks(
 
 
 # the commands that write into a folder they own (align too: tests/test_align.py runs it)
-LOCKED_COMMANDS = ["prepare", "augment", "train"]
+LOCKED_COMMANDS = ["prepare", "augment", "train", "lm build --out", "ntm --out"]
 
 
 @pytest.mark.parametrize("case", LOCKED_COMMANDS)

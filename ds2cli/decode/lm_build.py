@@ -115,9 +115,17 @@ def _run(cmd: list[str], what: str, out: Path | None = None) -> None:
         raise DS2Error(f"{what}: {Path(cmd[0]).name} failed: {reason[:200]}")
 
 
-def build_lm(corpus, out_dir, config: LMConfig = LMConfig(), *, language: str | None = None,
-             force: bool = False) -> LMBuild:
-    """Build `out_dir`/lm.{arpa,bin,vocab,json} from a text corpus (one sentence per line)."""
+def build_lm(corpus, out_dir, config: LMConfig = LMConfig(), **kwargs) -> LMBuild:
+    """Build `out_dir`/lm.{arpa,bin,vocab,json} from a text corpus (one sentence per line).
+    One build at a time per `out_dir` (ds2cli.lock)."""
+    from ds2cli.lock import folder_lock
+
+    with folder_lock(out_dir, "lm build"):
+        return _build_lm(corpus, out_dir, config, **kwargs)
+
+
+def _build_lm(corpus, out_dir, config: LMConfig, *, language: str | None = None,
+              force: bool = False) -> LMBuild:
     out = Path(out_dir)
     lmplz, build_binary = find_tool("lmplz"), find_tool("build_binary")
     lines, language, level = read_corpus(corpus, language, config.level)
