@@ -406,7 +406,7 @@ class Trainer:
         fresh = "use --no-resume or another experiment folder"
         if ckpt.get("model_config") != self.model_config.to_dict():
             raise DS2Error(f"{path}: its model config differs from the recipe's; {fresh}")
-        if ckpt.get("tokenizer") != self.tokenizer.to_dict():
+        if _vocab(ckpt) != self.tokenizer.vocab:
             raise DS2Error(f"{path}: its alphabet differs from {self.exp_dir / 'tokenizer.json'}; {fresh}")
         if not isinstance(ts, dict) or not {"optimizer", "rng", "position"} <= set(ts):
             raise DS2Error(f"{path}: holds no training state to resume (an averaged or exported model?); "
@@ -710,6 +710,16 @@ def _link(src: Path, dst: Path):
             os.link(src, tmp)
         except OSError:
             shutil.copyfile(src, tmp)
+
+
+def _vocab(ckpt: dict) -> list | None:
+    """The output units a checkpoint was trained for (None if it does not say)."""
+    from ds2cli.text import tokenizer_from_dict
+
+    try:
+        return tokenizer_from_dict(ckpt["tokenizer"]).vocab
+    except Exception:  # a damaged entry: not the same alphabet either
+        return None
 
 
 def _plain(value):
