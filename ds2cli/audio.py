@@ -43,6 +43,8 @@ def audio_info(path, verify: bool = True) -> AudioInfo:
                 raise AudioError(f"{path}: audio too short ({info.frames} samples; at least "
                                  f"{MIN_SECONDS * 1000:g} ms needed)")
             if verify:
+                if f.format == "OGG":
+                    _check_ogg_end(path)
                 short = _WAV_DATA_SHORT.search(extra)
                 if short and int(short.group(2)) < int(short.group(1)):
                     raise AudioError(f"{path}: truncated audio (data chunk is {short.group(1)} bytes, "
@@ -83,6 +85,8 @@ def read_audio(path, sample_rate: int = SAMPLE_RATE, offset: float = 0.0,
             if short and int(short.group(2)) < int(short.group(1)):
                 raise AudioError(f"{path}: truncated audio (data chunk is {short.group(1)} bytes, "
                                  f"the file holds {short.group(2)})")
+            if f.format == "OGG":
+                _check_ogg_end(path)
             start = int(round(offset * native))
             if f.frames == 0:
                 raise AudioError(f"{path}: empty audio (0 samples)")
@@ -131,9 +135,32 @@ def write_audio(path, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     """Write 16-bit PCM (WAV or FLAC by extension), atomically."""
     from ds2cli.fileio import atomic_path
 
+    import io
+
     fmt = "FLAC" if str(path).lower().endswith(".flac") else "WAV"
+    buffer = io.BytesIO()  # encoded in memory: a full disk is then an OSError, not libsndfile's "System error."
+    sf.write(buffer, np.clip(wave, -1.0, 1.0), sample_rate, subtype="PCM_16", format=fmt)
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), np.clip(wave, -1.0, 1.0), sample_rate, subtype="PCM_16", format=fmt)
+        tmp.write_bytes(buffer.getvalue())
+
+
+def _check_ogg_end(path) -> None:
+    """An Ogg stream ends with a complete page flagged end-of-stream; a cut file does not (and
+    libsndfile reads it without complaint, up to its last whole page)."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - 65536 - 282))  # a page is at most 27 + 255 + 255 * 255 bytes
+        tail = f.read()
+    at = tail.rfind(b"OggS")
+    while at >= 0 and not (len(tail) >= at + 27 and tail[at + 4] == 0):
+        at = tail.rfind(b"OggS", 0, at)
+    if at < 0:
+        raise AudioError(f"{path}: truncated audio (no complete Ogg page at the end)")
+    segments = tail[at + 26] if len(tail) > at + 26 else 0
+    table = tail[at + 27: at + 27 + segments]
+    complete = len(table) == segments and at + 27 + segments + sum(table) == len(tail)
+    if not complete or not tail[at + 5] & 0x04:
+        raise AudioError(f"{path}: truncated audio (the Ogg stream has no end-of-stream page)")
 
 
 def _require_file(path) -> None:

@@ -15,3 +15,7 @@ class ManifestError(DS2Error):
 
 class RecipeError(DS2Error):
     """A recipe or config value that is wrong."""
+
+
+class OutputError(DS2Error):
+    """An output that cannot be written: a full disk, no permission, a file where a folder should be."""

@@ -32,6 +32,9 @@ class Recognizer:
 
     def __init__(self, model, tokenizer, feature_config: FeatureConfig, feature_stats: FeatureStats,
                  device: str = "cpu", precision: str = "fp32", checkpoint_path: str | None = None):
+        from ds2cli.trainer import resolve_device
+
+        device = resolve_device(str(device))  # a bad name or a missing GPU says so, before the model moves
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
         if precision == "fp16" and not str(device).startswith("cuda"):

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ds2cli.checkpoint import build_checkpoint, load_checkpoint, save_checkpoint
 from ds2cli.errors import DS2Error
-from ds2cli.fileio import write_json, write_jsonl, write_text
+from ds2cli.fileio import append_line, atomic_path, write_json, write_jsonl, write_text
 from ds2cli.validation import check_fields
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -233,13 +233,15 @@ class Trainer:
         self.quiet, self.longest_first = quiet, longest_first
         self.dist = init_distributed(self.cfg.device)
         self.log = (log or (lambda msg: None)) if self.dist.main else (lambda msg: None)
+        # cheap checks first: a wrong device or a missing file must not wait for a corpus preparation
+        self.device = resolve_device(self.cfg.device, self.dist.local_rank)
+        if self.cfg.precision == "fp16" and self.device.type != "cuda":
+            raise DS2Error("fp16 training needs a GPU; use --precision bf16 on the CPU")
+        self._check_inputs()
         if self.dist.main and not is_prepared(self.exp_dir):
             self.log(f"preparing {self.exp_dir} (recipe {recipe.get('name')})")
             prepare_recipe(recipe, self.exp_dir, data_dir=data_dir, quiet=quiet)
         self.dist.barrier()
-        self.device = resolve_device(self.cfg.device, self.dist.local_rank)
-        if self.cfg.precision == "fp16" and self.device.type != "cuda":
-            raise DS2Error("fp16 training needs a GPU; use --precision bf16 on the CPU")
         if self.device.type == "cpu":
             cores = os.cpu_count() or 1
             torch.set_num_threads(self.cfg.threads or max(1, cores // self.dist.local_world_size))
@@ -262,6 +264,22 @@ class Trainer:
             self.log(report.summary())
 
     # -- set-up
+    def _check_inputs(self):
+        """The recipe's other files and its [[augment]] tables, before any preparation."""
+        from ds2cli.augment import AugmentConfig
+
+        noise = self.cfg.noise_dir
+        if noise and not Path(noise).exists():
+            raise DS2Error(f"{noise}: noise folder not found (train.noise_dir)")
+        if self.cfg.init_from and not Path(self.cfg.init_from).is_file():
+            raise DS2Error(f"{self.cfg.init_from}: no such checkpoint (train.init_from / --init-from)")
+        for entry in self.cfg.pool:
+            if not Path(entry["manifest"]).is_file():
+                raise DS2Error(f"{entry['manifest']}: no such manifest (train.pool)")
+        if self.recipe.get("augment"):
+            AugmentConfig.from_list(self.recipe["augment"],
+                                    source=f"{self.recipe.get('_path', 'recipe')} [[augment]]")
+
     def _load_data(self):
         from ds2cli.data import PoolSource, SpeechDataset, drop_impossible
         from ds2cli.features import FeatureStats
@@ -385,14 +403,23 @@ class Trainer:
     def _restore(self, path: Path):
         ckpt = load_checkpoint(path, map_location=self.device)
         ts = ckpt.get("train_state") or {}
-        if ckpt["model_config"] != self.model_config.to_dict():
-            raise DS2Error(f"{path}: its model config differs from the recipe's; use --no-resume "
-                           "or another --exp-dir")
-        self.model.load_state_dict(ckpt["model_state"])
-        self.optimizer.load_state_dict(ts["optimizer"])
-        if ts.get("scaler"):
-            self.scaler.load_state_dict(ts["scaler"])
-        torch.set_rng_state(ts["rng"]["torch"].cpu())
+        fresh = "use --no-resume or another experiment folder"
+        if ckpt.get("model_config") != self.model_config.to_dict():
+            raise DS2Error(f"{path}: its model config differs from the recipe's; {fresh}")
+        if _vocab(ckpt) != self.tokenizer.vocab:
+            raise DS2Error(f"{path}: its alphabet differs from {self.exp_dir / 'tokenizer.json'}; {fresh}")
+        if not isinstance(ts, dict) or not {"optimizer", "rng", "position"} <= set(ts):
+            raise DS2Error(f"{path}: holds no training state to resume (an averaged or exported model?); "
+                           f"{fresh}, or start from its weights with --init-from")
+        try:
+            self.model.load_state_dict(ckpt["model_state"])
+            self.optimizer.load_state_dict(ts["optimizer"])
+            if ts.get("scaler"):
+                self.scaler.load_state_dict(ts["scaler"])
+            torch.set_rng_state(ts["rng"]["torch"].cpu())
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:  # e.g. another train.optimizer
+            raise DS2Error(f"{path}: its training state does not fit the recipe ({type(err).__name__}: "
+                           f"{str(err).splitlines()[0][:120] if str(err) else 'mismatch'}); {fresh}") from None
         self.state.update(ts["position"])
         self.log(f"resumed from {path}: epoch {self.state['epoch']}, batch {self.state['batch']}, "
                  f"step {self.state['step']}")
@@ -650,8 +677,7 @@ class Trainer:
     def _metric(self, row: dict):
         if self.dist.main:
             self.metrics.append(row)
-            with open(self.exp_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
+            append_line(self.exp_dir / "metrics.jsonl", json.dumps(row))
 
 
 def durations_of(batches) -> list[float]:
@@ -661,10 +687,15 @@ def durations_of(batches) -> list[float]:
 def train(recipe: dict, exp_dir, *, data_dir: str | None = None, resume: bool = True,
           longest_first: bool = False, quiet: bool = True,
           log: Callable[[str], None] | None = None) -> TrainReport:
-    """Train (or resume training) the recipe into `exp_dir`, preparing its data first if needed."""
-    trainer = Trainer(recipe, exp_dir, data_dir=data_dir, resume=resume, longest_first=longest_first,
-                      quiet=quiet, log=log)
-    return trainer.run()
+    """Train (or resume training) the recipe into `exp_dir`, preparing its data first if needed.
+    One run at a time per experiment: the main process holds its lock (ds2cli.lock)."""
+    from ds2cli.lock import folder_lock
+
+    main = int(os.environ.get("RANK", "0")) == 0
+    with folder_lock(exp_dir, "train") if main else contextlib.nullcontext():
+        trainer = Trainer(recipe, exp_dir, data_dir=data_dir, resume=resume, longest_first=longest_first,
+                          quiet=quiet, log=log)
+        return trainer.run()
 
 
 # ---------------------------------------------------------------- files
@@ -673,13 +704,22 @@ def _link(src: Path, dst: Path):
     """Make dst another name for src's current contents (a hard link; a copy where links fail)."""
     import shutil
 
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    tmp.unlink(missing_ok=True)
+    with atomic_path(dst) as tmp:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+
+
+def _vocab(ckpt: dict) -> list | None:
+    """The output units a checkpoint was trained for (None if it does not say)."""
+    from ds2cli.text import tokenizer_from_dict
+
     try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+        return tokenizer_from_dict(ckpt["tokenizer"]).vocab
+    except Exception:  # a damaged entry: not the same alphabet either
+        return None
 
 
 def _plain(value):
@@ -697,8 +737,12 @@ def _read_metrics(path: Path, upto_step: int) -> list[dict]:
     """The metrics a resumed run has already written, without rows past the checkpoint (they will be redone)."""
     if not path.is_file():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r.get("step", 0) <= upto_step]
+    rows = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(ValueError):  # a line a full disk or a kill cut short
+            row = json.loads(line)
+            if isinstance(row, dict) and row.get("step", 0) <= upto_step:
+                rows.append(row)
     write_jsonl(path, rows)
     return rows
 
@@ -725,10 +769,11 @@ def plot_curves(metrics: list[dict], path: Path):
         b.legend()
     b.set(xlabel="epoch", ylabel="%", title="dev (greedy)")
     fig.tight_layout()
-    with_tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(with_tmp, dpi=100)
-    plt.close(fig)
-    os.replace(with_tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def read_last(exp_root="exp") -> Path | None:

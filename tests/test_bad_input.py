@@ -63,11 +63,12 @@ def tone(seconds: float, freq: float = 440.0, seed: int = 0) -> np.ndarray:
     return (0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
 
 
-def write_wav(path: Path, samples: np.ndarray, subtype: str = "PCM_16") -> Path:
+def write_wav(path: Path, samples: np.ndarray, subtype: str | None = "PCM_16") -> Path:
+    """Write audio in the format the suffix names (WAV, FLAC, OGG Vorbis)."""
     import soundfile as sf
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), samples, SR, subtype=subtype)
+    sf.write(str(path), samples, SR, subtype=subtype if path.suffix == ".wav" else None)
     return path
 
 
@@ -77,14 +78,15 @@ def truncate_wav(path: Path, keep_bytes: int) -> Path:
     return path
 
 
-def make_exp(exp: Path, n: int = 6) -> tuple[Path, list[dict]]:
-    """A prepared experiment of `n` short generated utterances (train) and 2 (dev)."""
+def make_exp(exp: Path, n: int = 6, audio_dir: Path | None = None) -> tuple[Path, list[dict]]:
+    """A prepared experiment of `n` short generated utterances (train) and 2 (dev), their audio
+    in exp/audio or `audio_dir`."""
     from ds2cli.features import FeatureConfig, stats_from_manifest
     from ds2cli.fileio import write_json, write_text
     from ds2cli.manifest import write_manifest
     from ds2cli.text import CharTokenizer
 
-    audio = exp / "audio"
+    audio = audio_dir or exp / "audio"
     rows = []
     for i in range(n + 2):
         path = write_wav(audio / f"u{i}.wav", tone(0.6 + 0.1 * (i % 3), 300 + 50 * i, i))
@@ -322,10 +324,21 @@ def test_unknown_recipe_section_in_the_file(tmp_path):
 BAD_OPTIONS = [
     (["ntm", "copy", "--steps", "0"], ["steps", ">= 1"]),
     (["ntm", "copy", "--lr", "nan"], ["lr", "> 0"]),
-    (["lm", "build", "{text}", "--order", "12", "--out", "{tmp}/lm"], ["order", "[1, 6]"]),
+    (["lm", "build", "{text}", "--order", "12", "--out", "{tmp}/lm"], ["--order 12", "[1, 6]"]),
     (["lm", "build", "{text}", "--prune", "0 x", "--out", "{tmp}/lm"], ["prune"]),
     (["decode", "{wav}", "--checkpoint", "{ckpt}", "--alpha", "nan"], ["alpha"]),
     (["decode", "{wav}", "--checkpoint", "{ckpt}", "--beta", "inf"], ["beta"]),
+    # class 6: the message says what is wrong (not "damaged checkpoint", "no such file", "System error.")
+    (["decode", "{wav}", "--checkpoint", "{ckpt}", "--device", "banana"], ["--device", "banana"]),
+    pytest.param(["decode", "{wav}", "--checkpoint", "{ckpt}", "--device", "cuda"], ["cuda", "no GPU"],
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
+    (["decode", "/dev/zero", "--checkpoint", "{ckpt}"], ["/dev/zero", "not a regular file"]),
+    (["decode", "{tmp}", "--checkpoint", "{ckpt}"], ["is a directory"]),
+    (["decode", "{truncated}", "--checkpoint", "{ckpt}"], ["truncated.wav", "truncated audio"]),
+    (["decode", "{truncated_ogg}", "--checkpoint", "{ckpt}"], ["truncated.ogg", "truncated audio"]),
+    (["decode", "{truncated_flac}", "--checkpoint", "{ckpt}"], ["truncated.flac", "unreadable audio"]),
+    pytest.param(["decode", "{unreadable}", "--checkpoint", "{ckpt}"], ["unreadable.wav", "permission denied"],
+                 marks=pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")),
 ]
 
 
@@ -352,10 +365,382 @@ def fill(args: list[str], tmp_path: Path, ckpt: Path) -> list[str]:
     text = tmp_path / "text.txt"
     text.write_text("a b\nb a\na a b\n")
     wav = write_wav(tmp_path / "one.wav", tone(0.5))
-    return [a.format(tmp=tmp_path, text=text, wav=wav, ckpt=ckpt) for a in args]
+    truncated = truncate_wav(write_wav(tmp_path / "truncated.wav", tone(2.0)), 20000)
+    unreadable = write_wav(tmp_path / "unreadable.wav", tone(0.5))
+    unreadable.chmod(0)
+    cut = {}
+    for ext in ("ogg", "flac"):  # the last 10 bytes missing
+        path = write_wav(tmp_path / f"truncated.{ext}", tone(2.0))
+        cut[f"truncated_{ext}"] = truncate_wav(path, path.stat().st_size - 10)
+    return [a.format(tmp=tmp_path, text=text, wav=wav, ckpt=ckpt, truncated=truncated, unreadable=unreadable,
+                     **cut) for a in args]
 
 
-@pytest.mark.parametrize("args,words", BAD_OPTIONS, ids=[" ".join(c[0][:3]) for c in BAD_OPTIONS])
+@pytest.mark.parametrize("args,words", BAD_OPTIONS)
 def test_bad_option_is_one_line_naming_it(tmp_path, tiny_checkpoint, args, words):
     result = run_cli(fill(args, tmp_path, tiny_checkpoint), cwd=tmp_path)
     assert_one_line_error(result, *words)
+
+
+# ---------------------------------------------------------------- helpers for the output classes
+
+def flag(command: list[str], *names: str) -> str:
+    """The first of `names` that `ds2cli COMMAND` takes (so a renamed option breaks no case)."""
+    import click
+
+    cmd, ctx = main, click.Context(main)
+    for word in command:
+        cmd = cmd.get_command(ctx, word)
+    opts = {o for p in cmd.params for o in p.opts}
+    return next(n for n in names if n in opts)
+
+
+def ds2cli_process(args: list, cwd: Path, **kwargs):
+    """`python -m ds2cli ARGS` as a separate process, with this checkout first on the path."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "ds2cli", *map(str, args)], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def output_cases(tmp_path: Path, ckpt: Path, out: Path) -> dict[str, tuple[list, Path]]:
+    """Every command that writes, each writing under `out`: name -> (arguments, the file or
+    folder its error line must name)."""
+    text = tmp_path / "text.txt"
+    text.write_text("a b\nb a\na a b\n")
+    wav = write_wav(tmp_path / "one.wav", tone(0.5))
+    exp, _ = make_exp(tmp_path / "exp", n=2)
+    hyp = tmp_path / "hyp.jsonl"
+    hyp.write_text(json.dumps({"id": "u0", "text": "ab"}) + "\n")
+    corpus = make_generic_corpus(tmp_path / "corpus", n=3)
+    recipe = tmp_path / "generic.toml"
+    recipe.write_text(RECIPE.replace('corpus = "arctic"', 'corpus = "generic"\noptions = {dev_fraction = 0.0, '
+                                     'test_fraction = 0.0}'), encoding="utf-8")
+    manifest = exp / "manifests" / "train.jsonl"
+    prepare_out = flag(["prepare"], "--exp-dir", "--out")
+    return {
+        "decode --out": (["decode", "--manifest", manifest, "--checkpoint", ckpt, "--out", out / "hyp.jsonl"],
+                         out / "hyp.jsonl"),
+        "decode FILE --out": (["decode", wav, "--checkpoint", ckpt, "--out", out / "one.jsonl"], out / "one.jsonl"),
+        "score --out": (["score", hyp, manifest, "--out", out / "score.json"], out / "score.json"),
+        "lm build --out": (["lm", "build", text, "--out", out / "lm"], out / "lm"),
+        "ntm --out": (["ntm", "copy", "--steps", "2", "--checkpoint-every", "1", "--eval-len", "2",
+                       "--eval-sequences", "1", "--out", out / "ntm"], out / "ntm"),
+        "prepare": (["prepare", "generic", corpus, prepare_out, out / "prep", "--quiet", "-o", "dev_fraction=0.0",
+                     "-o", "test_fraction=0.0"], out / "prep"),
+        "augment": (["augment", manifest, "--out-dir", out / "aug", "--quiet"], out / "aug"),
+        "train": (["train", "--recipe", recipe, "--data-dir", corpus, "--exp-dir", out / "exp", "--json"], out / "exp"),
+    }
+
+
+OUTPUT_COMMANDS = ["decode --out", "decode FILE --out", "score --out", "lm build --out", "ntm --out", "prepare", "augment", "train"]
+
+
+# ---------------------------------------------------------------- class 1: an unwritable output
+
+@pytest.mark.parametrize("case", OUTPUT_COMMANDS)
+def test_output_under_a_file_is_one_line(tmp_path, tiny_checkpoint, case):
+    """A file where the output folder should be (ENOTDIR; unlike chmod, it stops root too)."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder\n")
+    args, named = output_cases(tmp_path, tiny_checkpoint, blocker)[case]
+    result = run_cli(args, cwd=tmp_path)
+    assert_one_line_error(result, str(blocker), "not a directory")
+    assert blocker.read_text() == "a file, not a folder\n"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
+@pytest.mark.parametrize("case", ["decode --out", "score --out", "prepare", "train"])
+def test_read_only_folder_is_permission_denied(tmp_path, tiny_checkpoint, case):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    args, named = output_cases(tmp_path, tiny_checkpoint, locked)[case]
+    locked.chmod(0o500)
+    try:
+        result = run_cli(args, cwd=tmp_path)
+    finally:
+        locked.chmod(0o700)
+    assert_one_line_error(result, str(locked), "permission denied")
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 1 MiB tmpfs (root only); fill() then takes all its free space."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+
+    def fill():
+        import errno
+
+        fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            with pytest.raises(OSError) as err:
+                while True:
+                    os.write(fd, b"\0" * 4096)
+            assert err.value.errno == errno.ENOSPC
+        finally:
+            os.close(fd)
+
+    try:
+        yield disk, fill
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_write_to_a_full_disk_keeps_the_last_good_file(full_disk):
+    from ds2cli.errors import OutputError
+    from ds2cli.fileio import torch_save, write_json
+
+    disk, fill = full_disk
+    write_json(disk / "good.json", {"good": True})
+    torch_save({"w": torch.ones(3)}, disk / "good.pt")
+    fill()
+    with pytest.raises(OutputError, match="good.json: cannot write: no space left on device"):
+        write_json(disk / "good.json", {"big": "x" * 100_000})
+    with pytest.raises(OutputError, match="good.pt: cannot write: no space left on device"):
+        torch_save({"w": torch.randn(100_000)}, disk / "good.pt")  # torch's own error would be a RuntimeError
+    assert json.loads((disk / "good.json").read_text()) == {"good": True}
+    assert torch.equal(torch.load(disk / "good.pt", weights_only=True)["w"], torch.ones(3))
+    assert sorted(p.name for p in disk.iterdir()) == ["filler", "good.json", "good.pt"]  # no temporary left
+
+
+@pytest.mark.parametrize("case", OUTPUT_COMMANDS)
+def test_full_disk_is_one_line(tmp_path, tiny_checkpoint, full_disk, case):
+    disk, fill = full_disk
+    args, named = output_cases(tmp_path, tiny_checkpoint, disk)[case]
+    fill()
+    result = run_cli(args, cwd=tmp_path)
+    assert_one_line_error(result, str(disk), "no space left on device")
+    assert not [p for p in disk.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_training_on_a_full_disk_keeps_the_last_checkpoint(tmp_path, full_disk):
+    disk, fill = full_disk
+    exp, _ = make_exp(disk / "exp", n=2, audio_dir=tmp_path / "audio")
+    recipe = write_recipe(tmp_path / "unit.toml")
+    assert_ok(run_cli(["train", "--recipe", recipe, "--exp-dir", exp, "--quiet"]))
+    last = exp / "checkpoints" / "last.pt"
+    before = last.read_bytes()
+    fill()
+    result = run_cli(["train", "--recipe", recipe, "--exp-dir", exp, "--json", "--set", "train.epochs=3"])
+    assert_one_line_error(result, str(exp), "no space left on device")
+    assert last.read_bytes() == before
+    from ds2cli.checkpoint import load_checkpoint
+
+    assert load_checkpoint(last)["train_state"]["position"]["epoch"] == 1
+
+
+# ---------------------------------------------------------------- class 7: two runs on one folder
+
+def wait_for_lock(folder: Path, proc, seconds: float = 120.0) -> None:
+    """Until `proc` holds the folder's lock (its pid is in the lock file)."""
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        lock = folder / ".lock"
+        if lock.is_file() and lock.read_text().split(" ")[0] == str(proc.pid):
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    raise AssertionError(f"{proc.pid} never took {folder}'s lock")
+
+
+def test_two_trainings_at_once_the_second_refused_and_a_killed_one_never_blocks(tmp_path):
+    import signal
+
+    exp, _ = make_exp(tmp_path / "exp", n=4)
+    recipe = write_recipe(tmp_path / "unit.toml", "").read_text().replace("epochs = 1", "epochs = 10000")
+    (tmp_path / "long.toml").write_text(recipe)
+    args = ["train", "--recipe", tmp_path / "long.toml", "--exp-dir", exp, "--quiet"]
+    first = ds2cli_process(args, tmp_path)
+    try:
+        wait_for_lock(exp, first)
+        second = ds2cli_process(args, tmp_path)
+        out, err = second.communicate(timeout=120)
+        assert second.returncode == 1, (out, err)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and "Traceback" not in err, err
+        assert str(exp) in lines[0] and "another ds2cli run" in lines[0] and f"pid {first.pid}" in lines[0]
+        assert first.poll() is None  # the first run goes on
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate()
+    # the lock file is still there, with the dead run's pid: it must not block
+    assert (exp / ".lock").read_text().startswith(f"{first.pid} ")
+    result = run_cli(["train", "--recipe", write_recipe(tmp_path / "unit.toml"), "--exp-dir", exp, "--json",
+                      "--no-resume"])
+    assert_ok(result)
+    steps = [json.loads(line)["step"] for line in (exp / "metrics.jsonl").read_text().splitlines()
+             if "loss" in json.loads(line)]
+    assert steps == sorted(set(steps))  # one run's rows, no step twice
+
+
+# the commands that write into a folder they own (align too: tests/test_align.py runs it)
+LOCKED_COMMANDS = ["prepare", "augment", "train", "lm build --out", "ntm --out"]
+
+
+@pytest.mark.parametrize("case", LOCKED_COMMANDS)
+def test_a_folder_another_process_holds_is_one_line(tmp_path, tiny_checkpoint, case):
+    busy = tmp_path / "busy"
+    args, folder = output_cases(tmp_path, tiny_checkpoint, busy)[case]
+    import subprocess
+    import sys
+
+    code = ("import sys, time; from ds2cli.lock import folder_lock\n"
+            "with folder_lock(sys.argv[1], 'test'):\n    print('held', flush=True); time.sleep(120)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = run_cli(args, cwd=tmp_path)
+        line = assert_one_line_error(result, str(folder), "another ds2cli run", f"pid {holder.pid}")
+        assert "ds2cli test" in line
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert_ok(run_cli(args, cwd=tmp_path))  # and once it is gone, the command runs
+
+
+# ---------------------------------------------------------------- class 8: modes and leftovers
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_written_files_honour_the_umask(tmp_path, umask, mode):
+    exp, _ = make_exp(tmp_path / "exp", n=2)
+    old = os.umask(umask)
+    try:
+        assert_ok(run_cli(["train", "--recipe", write_recipe(tmp_path / "unit.toml"), "--exp-dir", exp, "--json"]))
+        corpus = make_generic_corpus(tmp_path / "corpus", n=3)
+        assert_ok(run_cli(["prepare", "generic", corpus, flag(["prepare"], "--exp-dir", "--out"), tmp_path / "prep",
+                           "--quiet", "-o", "dev_fraction=0.0", "-o", "test_fraction=0.0"]))
+    finally:
+        os.umask(old)
+    written = [exp / "checkpoints" / "last.pt", exp / "checkpoints" / "best.pt", exp / "train_report.json",
+               tmp_path / "prep" / "manifests" / "train.jsonl", tmp_path / "prep" / "tokenizer.json"]
+    for path in written:
+        assert path.stat().st_mode & 0o777 == mode, (path, oct(path.stat().st_mode))
+
+
+def test_a_rewritten_file_keeps_its_mode(tmp_path):
+    from ds2cli.fileio import write_json
+
+    path = tmp_path / "shared.json"
+    write_json(path, {"v": 1})
+    path.chmod(0o640)
+    write_json(path, {"v": 2})
+    assert path.stat().st_mode & 0o777 == 0o640 and json.loads(path.read_text()) == {"v": 2}
+
+
+def test_temporary_files_of_a_killed_run_are_removed_by_the_next(tmp_path):
+    exp, _ = make_exp(tmp_path / "exp", n=2)
+    out = tmp_path / "aug"
+    stale = [out / "audio" / ".u0-aug0.wav.k3j_x9q2.tmp", out / ".manifest.jsonl.a1b2c3d4.tmp"]
+    kept = [out / "audio" / "notes.tmp", out / "audio" / ".hidden"]  # not atomic_path's: left alone
+    for path in stale + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half a file")
+    result = run_cli(["augment", exp / "manifests" / "train.jsonl", "--out-dir", out, "--quiet"])
+    assert_ok(result)
+    assert not any(p.exists() for p in stale)
+    assert all(p.exists() for p in kept)
+    assert len(list((out / "audio").glob("*.wav"))) == 2
+
+    ckpt_tmp = exp / "checkpoints" / ".last.pt.zz99yy88.tmp"
+    ckpt_tmp.parent.mkdir(parents=True)
+    ckpt_tmp.write_bytes(b"half a checkpoint")
+    assert_ok(run_cli(["train", "--recipe", write_recipe(tmp_path / "unit.toml"), "--exp-dir", exp, "--json"]))
+    assert not ckpt_tmp.exists()
+    assert not [p for p in exp.rglob("*.tmp")]
+
+
+def test_an_offset_past_the_end_says_so_and_the_good_rows_are_decoded(tmp_path, tiny_checkpoint):
+    wav = write_wav(tmp_path / "one.wav", tone(0.5))
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"audio_filepath": str(wav), "duration": 0.5, "offset": 50.0, "text": "ab", "id": "late"},
+        {"audio_filepath": str(wav), "duration": 0.5, "text": "ab", "id": "good"}]))
+    result = run_cli(["decode", "--manifest", manifest, "--checkpoint", tiny_checkpoint, "--out", tmp_path / "h.jsonl"])
+    assert_ok(result)
+    assert "late: " in result.stderr and "offset 50 s is past the end of the audio (0.50 s)" in result.stderr
+    assert "decoded 1 of 2" in result.stderr
+    assert [json.loads(line)["id"] for line in (tmp_path / "h.jsonl").read_text().splitlines()] == ["good"]
+
+
+# ---------------------------------------------------------------- class 6: train checks cheap things first
+
+# (arguments or extra recipe text, words of the error line); each must fail before the corpus is prepared
+BEFORE_PREPARATION = [
+    pytest.param(["--device", "cuda"], ["cuda", "no GPU"],
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
+    (["--device", "banana"], ["--device", "banana"]),
+    (["--set", 'train.noise_dir="no-noise-here"'], ["no-noise-here", "noise folder not found"]),
+    (["--set", 'train.init_from="no-such.pt"'], ["no-such.pt", "no such checkpoint"]),
+    (["--set", 'train.pool=[{manifest = "no-such.jsonl", weight = 1.0}]'], ["no-such.jsonl", "train.pool"]),
+    ("[[augment]]\ntype = \"echo\"\n", ["[[augment]]", "echo"]),
+    (["--set", "train=5"], ["--set", "train=5"]),
+]
+
+
+@pytest.mark.parametrize("args,words", BEFORE_PREPARATION)
+def test_train_checks_cheap_things_before_preparing(tmp_path, args, words):
+    corpus = make_generic_corpus(tmp_path / "corpus", n=3)
+    recipe = tmp_path / "generic.toml"
+    extra = args if isinstance(args, str) else ""
+    recipe.write_text(RECIPE.replace('corpus = "arctic"', 'corpus = "generic"') + extra, encoding="utf-8")
+    exp = tmp_path / "exp"
+    result = run_cli(["train", "--recipe", recipe, "--data-dir", corpus, "--exp-dir", exp, "--json"]
+                     + ([] if isinstance(args, str) else args), cwd=tmp_path)
+    assert_one_line_error(result, *words)
+    assert not (exp / "manifests").exists()  # nothing was prepared
+
+
+# ---------------------------------------------------------------- resuming what cannot be resumed
+
+def _other_alphabet(exp: Path, last: Path):
+    from ds2cli.fileio import write_json
+    from ds2cli.text import CharTokenizer
+
+    write_json(exp / "tokenizer.json", CharTokenizer(["a", "b", " ", "c"]).to_dict())
+
+
+def _no_train_state(exp: Path, last: Path):
+    from ds2cli.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(last)
+    ckpt["train_state"] = None  # as `ds2cli average` writes
+    save_checkpoint(last, ckpt)
+
+
+def _other_optimizer(exp: Path, last: Path):
+    from ds2cli.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(last)
+    ckpt["train_state"]["optimizer"] = {"state": {}, "param_groups": []}
+    save_checkpoint(last, ckpt)
+
+
+BAD_RESUMES = [
+    ("another alphabet", _other_alphabet, ["last.pt", "alphabet differs", "tokenizer.json", "--no-resume"]),
+    ("no training state", _no_train_state, ["last.pt", "no training state", "--no-resume"]),
+    ("an optimiser state that does not fit", _other_optimizer, ["last.pt", "does not fit", "--no-resume"]),
+]
+
+
+@pytest.mark.parametrize("name,spoil,words", BAD_RESUMES, ids=[c[0] for c in BAD_RESUMES])
+def test_a_checkpoint_that_cannot_be_resumed_is_one_line(tmp_path, name, spoil, words):
+    exp, _ = make_exp(tmp_path / "exp", n=2)
+    recipe = write_recipe(tmp_path / "unit.toml")
+    assert_ok(run_cli(["train", "--recipe", recipe, "--exp-dir", exp, "--json"]))
+    spoil(exp, exp / "checkpoints" / "last.pt")
+    result = run_cli(["train", "--recipe", recipe, "--exp-dir", exp, "--json", "--set", "train.epochs=2"])
+    assert_one_line_error(result, *words)
+    assert_ok(run_cli(["train", "--recipe", recipe, "--exp-dir", exp, "--json", "--no-resume"]))

@@ -222,11 +222,19 @@ def write_ctm(path, run: AlignRun) -> int:
     return len(lines)
 
 
-def align_to_dir(rows: list[dict], recognizer, out_dir, flt=None, ctm: bool = True, tokens: bool = True,
-                 batch_size: int = 16, quiet: bool = True, boundaries: Boundaries = Boundaries(),
-                 manifest: str = "") -> dict:
+def align_to_dir(rows: list[dict], recognizer, out_dir, *args, **kwargs) -> dict:
     """Align manifest rows into `out_dir`: alignments.jsonl (+ words.ctm), and with a filter
-    kept.jsonl and rejected.jsonl; summary.json holds the returned summary."""
+    kept.jsonl and rejected.jsonl; summary.json holds the returned summary. One run at a time
+    per `out_dir` (ds2cli.lock)."""
+    from ds2cli.lock import folder_lock
+
+    with folder_lock(out_dir, "align"):
+        return _align_to_dir(rows, recognizer, out_dir, *args, **kwargs)
+
+
+def _align_to_dir(rows: list[dict], recognizer, out_dir, flt=None, ctm: bool = True, tokens: bool = True,
+                  batch_size: int = 16, quiet: bool = True, boundaries: Boundaries = Boundaries(),
+                  manifest: str = "") -> dict:
     from pathlib import Path
 
     from ds2cli.fileio import write_json, write_jsonl

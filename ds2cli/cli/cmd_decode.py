@@ -110,7 +110,12 @@ def decode(files, manifest, out, checkpoint, recipe, overrides, exp_root, lm, no
             raise click.ClickException(f"{manifest}: no row could be decoded")
         return
     done, errors = decoder.decode_files(list(files), quiet=quiet)
-    _print_files(decoder, done, as_json, many=len(files) > 1)
+    if out:  # the JSON lines a manifest run writes, one per file
+        from ds2cli.fileio import write_jsonl
+
+        write_jsonl(out, [t.as_row() for t in done])
+    else:
+        _print_files(decoder, done, as_json, many=len(files) > 1)
     for path, err in errors:
         click.echo(f"Error: {err}", err=True)
     if errors:

@@ -44,7 +44,9 @@ def build(corpus, out_dir, order, prune, level, language, top_k, memory, force, 
     try:
         config = LMConfig(order=order, prune=prune, level=level, top_k=top_k, memory=memory)
     except ValueError as err:
-        raise RecipeError(f"--prune {prune!r}: {err}") from None
+        given = {"order": order, "top_k": top_k, "level": level, "memory": memory, "prune": prune}
+        option = next((k for k in given if str(err).startswith(k)), "prune")  # the message names its field
+        raise RecipeError(f"--{option.replace('_', '-')} {given[option]!r}: {err}") from None
     result = build_lm(corpus, out_dir, config, language=language, force=force)
     if as_json:
         echo_json(result.__dict__)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 
 import click
 
@@ -19,6 +20,9 @@ def user_errors(func):
             return func(*args, **kwargs)
         except DS2Error as err:
             raise click.ClickException(str(err)) from None
+        except OSError as err:  # the library names its outputs; this is the last net
+            reason = os.strerror(err.errno).lower() if err.errno else str(err)
+            raise click.ClickException(f"{err.filename}: {reason}" if err.filename else reason) from None
 
     return wrapper
 

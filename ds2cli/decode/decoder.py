@@ -261,7 +261,11 @@ class _output:
     def __exit__(self, *exc):
         if self.path is None:
             return False
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError as err:  # the last buffer did not fit: atomic_path names the file
+            if exc[0] is None:
+                exc = (type(err), err, err.__traceback__)
         return self._ctx.__exit__(*exc)
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from ds2cli.decode.config import LMConfig
 from ds2cli.decode.lm import CHAR_SPACE, arpa_unigrams, read_meta
-from ds2cli.errors import DS2Error
-from ds2cli.fileio import atomic_path, write_json, write_text
+from ds2cli.errors import DS2Error, OutputError
+from ds2cli.fileio import atomic_path, output_error, write_json, write_text
 from ds2cli.metrics import detect_language
 from ds2cli.text import normalize
 
@@ -81,6 +81,14 @@ def read_corpus(path, language: str | None, level: str) -> tuple[list[str], str,
     return lines, language, level
 
 
+def _disk_full(folder: Path) -> bool:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024  # (next to) nothing left: a write has failed
+
+
 def _memory(setting: str, corpus_bytes: int) -> str:
     """lmplz -S. 'auto': 64 MiB plus 40x the corpus, at most 20% of RAM (lmplz allocates what it
     is given, so a fixed 20% would grab gigabytes for a tiny corpus)."""
@@ -96,18 +104,28 @@ def _memory(setting: str, corpus_bytes: int) -> str:
     return f"{mb}M"
 
 
-def _run(cmd: list[str], what: str) -> None:
+def _run(cmd: list[str], what: str, out: Path | None = None) -> None:
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if proc.returncode != 0:
+        if out is not None and _disk_full(out.parent):  # KenLM's own message does not say so
+            raise OutputError(f"{out}: cannot write: no space left on device")
         lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
         reason = next((ln for ln in reversed(lines) if "ERROR" in ln or "rror" in ln),
                       lines[-1] if lines else f"exit code {proc.returncode}")
         raise DS2Error(f"{what}: {Path(cmd[0]).name} failed: {reason[:200]}")
 
 
-def build_lm(corpus, out_dir, config: LMConfig = LMConfig(), *, language: str | None = None,
-             force: bool = False) -> LMBuild:
-    """Build `out_dir`/lm.{arpa,bin,vocab,json} from a text corpus (one sentence per line)."""
+def build_lm(corpus, out_dir, config: LMConfig = LMConfig(), **kwargs) -> LMBuild:
+    """Build `out_dir`/lm.{arpa,bin,vocab,json} from a text corpus (one sentence per line).
+    One build at a time per `out_dir` (ds2cli.lock)."""
+    from ds2cli.lock import folder_lock
+
+    with folder_lock(out_dir, "lm build"):
+        return _build_lm(corpus, out_dir, config, **kwargs)
+
+
+def _build_lm(corpus, out_dir, config: LMConfig, *, language: str | None = None,
+              force: bool = False) -> LMBuild:
     out = Path(out_dir)
     lmplz, build_binary = find_tool("lmplz"), find_tool("build_binary")
     lines, language, level = read_corpus(corpus, language, config.level)
@@ -124,7 +142,10 @@ def build_lm(corpus, out_dir, config: LMConfig = LMConfig(), *, language: str | 
                                               "lines", "words", "tokens")}, skipped=True)
     if config.prune and len(config.prune) > config.order:
         raise DS2Error(f"lm.prune: {len(config.prune)} thresholds for a {config.order}-gram model")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise output_error(out, err) from None
     text_file = out / "lm_corpus.txt"
     write_text(text_file, text)
     cmd = [lmplz, "-o", str(config.order), "-S", _memory(config.memory, len(text.encode("utf-8"))),
@@ -136,9 +157,9 @@ def build_lm(corpus, out_dir, config: LMConfig = LMConfig(), *, language: str | 
         write_text(limit, "\n".join(keep) + "\n")
         cmd += ["--limit_vocab_file", str(limit)]
     with atomic_path(arpa) as tmp:
-        _run(cmd + ["--arpa", str(tmp)], str(corpus))
+        _run(cmd + ["--arpa", str(tmp)], str(corpus), arpa)
     with atomic_path(binary) as tmp:
-        _run([build_binary, "-s", str(arpa), str(tmp)], str(arpa))
+        _run([build_binary, "-s", str(arpa), str(tmp)], str(arpa), binary)
     words = arpa_unigrams(arpa)
     write_text(vocab_file, "".join(w + "\n" for w in words))
     result = LMBuild(str(binary), str(arpa), str(vocab_file), level, language, config.order,

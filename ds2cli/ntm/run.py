@@ -180,7 +180,10 @@ def run_ntm(opts: NTMOptions, report: Callable[[dict], None] | None = None) -> N
             if report:
                 report({**row, "done": row["step"] - start, "total": steps})
 
-        fit(run, steps, out_dir=out, report=progress_row, keep_best=True)
+        from ds2cli.lock import folder_lock
+
+        with folder_lock(out, "ntm"):  # one run per checkpoint folder; clears a killed run's temporaries
+            fit(run, steps, out_dir=out, report=progress_row, keep_best=True)
         training = {"steps": run.step, "sequences": run.step * run.train_cfg.batch_size,
                     "seconds": time.perf_counter() - t0, "batch_size": run.train_cfg.batch_size,
                     "lr": run.train_cfg.lr, "seed": run.train_cfg.seed, "best": dict(run.best)}
