@@ -270,7 +270,7 @@ def test_prepare_skips_one_bad_file(tmp_path, name, make_bad, reason):
     make_bad(corpus)
     (corpus / "bad.txt").write_text("ab")
     out = tmp_path / "exp"
-    result = run_cli(["prepare", "generic", corpus, "--out", out, "--quiet", "-o", "dev_fraction=0.0",
+    result = run_cli(["prepare", "generic", corpus, "--exp-dir", out, "--quiet", "-o", "dev_fraction=0.0",
                       "-o", "test_fraction=0.0"])
     assert_ok(result)
     report = json.loads((out / "prepare_report.json").read_text())
@@ -326,6 +326,10 @@ BAD_OPTIONS = [
     (["lm", "build", "{text}", "--prune", "0 x", "--out", "{tmp}/lm"], ["prune"]),
     (["decode", "{wav}", "--checkpoint", "{ckpt}", "--alpha", "nan"], ["alpha"]),
     (["decode", "{wav}", "--checkpoint", "{ckpt}", "--beta", "inf"], ["beta"]),
+    (["train", "--recipe", "digits", "--exp-dir", "{tmp}/e"], ["recipe digits", "--data-dir"]),
+    (["prepare", "arctic", "--exp-dir", "{tmp}/e"], ["arctic", "folder"]),
+    (["decode", "{wav}", "--exp-dir", "{tmp}/none"], ["checkpoint"]),
+    (["align", "{tmp}/m.jsonl", "--exp-dir", "{tmp}/none"], ["--exp-dir"]),
 ]
 
 
