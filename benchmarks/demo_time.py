@@ -43,7 +43,7 @@ def main(argv=None) -> dict:
     wall = time.time() - start
     exp = root / "tiny-stream"
     test = exp / "manifests" / "test.jsonl"
-    scores = {name: score_files(exp / "decode" / f"test.{name}.jsonl", test).score for name in ("greedy", "lm")}
+    scores = {name: score_files(test, exp / "decode" / f"test.{name}.jsonl").score for name in ("greedy", "lm")}
     report = json.loads((exp / "train_report.json").read_text())
     result = {
         "benchmark": "make demo (scripts/demo.sh: prepare, train the tiny-stream recipe, decode greedy and with "

@@ -1,7 +1,9 @@
 """Convergence of the small recipes on this CPU: train each (preparing its data first), then greedy
 WER/CER of the best checkpoint on the test split (never seen in training), with wall times.
 
-    python -m benchmarks.train_convergence [--recipes tiny digits arctic] [--exp-root exp]
+    python -m benchmarks.train_convergence [--recipes tiny digits arctic] [--exp-root exp] [--data-root DIR]
+
+The recipes on recorded corpora read them from --data-root (fsdd/ and arctic-cathy/ inside it).
 
 Runs one recipe at a time (they share the CPU). Results: benchmarks/results/train_convergence.json."""
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from benchmarks.paths import stamped
 
 RESULTS = Path(__file__).resolve().parent / "results"
+CORPUS_FOLDERS = {"digits": "fsdd", "arctic": "arctic-cathy"}  # under --data-root
 TARGETS = {"tiny": 0.10, "digits": 0.02, "arctic": None}  # greedy test WER the project aims for
 
 
@@ -36,7 +39,7 @@ def greedy_test_score(checkpoint: Path, manifest: Path) -> dict:
             "examples": [list(p) for p in pairs[:5]]}
 
 
-def run(recipe_name: str, exp_root: Path, overrides: list[str]) -> dict:
+def run(recipe_name: str, exp_root: Path, overrides: list[str], data_dir: str | None = None) -> dict:
     from ds2cli.data_prep.common import prepare_recipe
     from ds2cli.recipe import load_recipe
     from ds2cli.trainer import train
@@ -44,7 +47,7 @@ def run(recipe_name: str, exp_root: Path, overrides: list[str]) -> dict:
     recipe = load_recipe(recipe_name, overrides)
     exp = exp_root / recipe["name"]
     t0 = time.time()
-    prep = prepare_recipe(recipe, exp)
+    prep = prepare_recipe(recipe, exp, data_dir=data_dir)
     t1 = time.time()
     report = train(recipe, exp, log=print)
     t2 = time.time()
@@ -63,13 +66,16 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipes", nargs="+", default=["tiny", "digits", "arctic"])
     ap.add_argument("--exp-root", default="exp")
+    ap.add_argument("--data-root", default="../shared/data", help="folder holding fsdd/ and arctic-cathy/")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="section.key=value")
     ap.add_argument("--out", default=str(RESULTS / "train_convergence.json"))
     args = ap.parse_args(argv)
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else {}
     for name in args.recipes:
-        results[name] = run(name, Path(args.exp_root), args.overrides)
+        folder = CORPUS_FOLDERS.get(name)
+        results[name] = run(name, Path(args.exp_root), args.overrides,
+                            str(Path(args.data_root) / folder) if folder else None)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(stamped(results), indent=2) + "\n")  # after each recipe: partial runs count
     print(f"wrote {out}")

@@ -79,10 +79,22 @@ def prepare_recipe(recipe: dict, out_dir, *, data_dir: str | None = None, jobs: 
 
     cfg = section(recipe, "data", DataConfig)
     features = section(recipe, "features", FeatureConfig)
-    folder = data_dir or cfg.data_dir or None
+    folder = corpus_folder(recipe, data_dir)
     return prepare(cfg.corpus, folder, out_dir, jobs=jobs or cfg.jobs, seed=cfg.seed, units=cfg.units,
                    vocab_size=cfg.vocab_size or None, stats_utterances=cfg.stats_utterances,
                    force=force, quiet=quiet, feature_config=features, **cfg.options)
+
+
+def corpus_folder(recipe: dict, data_dir: str | None = None) -> str | None:
+    """--data-dir, else the recipe's [data] data_dir; a DS2Error when a corpus on disk has neither."""
+    from ds2cli.recipe import section
+
+    cfg = section(recipe, "data", DataConfig)
+    folder = data_dir or cfg.data_dir or None
+    if folder is None and needs_folder(cfg.corpus):
+        raise DS2Error(f"recipe {recipe.get('name', '?')}: the {cfg.corpus} corpus is read from disk; "
+                       "give its folder with --data-dir DIR")
+    return folder
 
 
 @dataclass
@@ -113,6 +125,11 @@ def load_preparer(name: str):
     return importlib.import_module(PREPARERS[name])
 
 
+def needs_folder(corpus: str) -> bool:
+    """Every corpus but the generated one is read from a folder on disk."""
+    return corpus != "synth"
+
+
 def is_prepared(out_dir) -> bool:
     return (Path(out_dir) / DONE_MARKER).is_file()
 
@@ -136,6 +153,8 @@ def _prepare(corpus: str, corpus_dir, out_dir, *, jobs: int = 1, seed: int = 0, 
     start = time.time()
     (out_dir / DONE_MARKER).unlink(missing_ok=True)
     module = load_preparer(corpus)
+    if corpus_dir is None and needs_folder(corpus):
+        raise DS2Error(f"{corpus}: the corpus is read from disk; give its folder (ds2cli prepare {corpus} DIR)")
     if corpus_dir is not None and not Path(corpus_dir).is_dir():
         raise DS2Error(f"{corpus_dir}: corpus folder not found")
     accepted = inspect.signature(module.collect).parameters

@@ -178,10 +178,18 @@ class ScoreReport:
         return d
 
 
-def score_files(hyp_path, ref_path, language: str | None = None, normalise: bool = True) -> ScoreReport:
-    hyps, refs = read_texts(hyp_path), read_texts(ref_path)
+def score_files(ref_path, hyp_path, language: str | None = None, normalise: bool = True) -> ScoreReport:
+    """References first, as Kaldi's compute-wer and jiwer take them."""
+    refs, hyps = read_texts(ref_path), read_texts(hyp_path)
     if not refs:
         raise DS2Error(f"{ref_path}: no references")
+    return score_texts(refs, hyps, language, normalise)
+
+
+def score_texts(refs: dict[str, str], hyps: dict[str, str], language: str | None = None,
+                normalise: bool = True) -> ScoreReport:
+    """The one corpus scorer (`ds2cli score`, and the WER `ds2cli decode` prints): every reference
+    is scored, one without a hypothesis as an empty one; hypotheses without a reference are ignored."""
     language = language or detect_language(refs.values())
     norm = (lambda t: normalize(t, language)) if normalise else (lambda t: t)
     pairs = [(utt, norm(ref), norm(hyps.get(utt, ""))) for utt, ref in refs.items()]

@@ -15,19 +15,19 @@ test_set="$dir/manifests/test.jsonl"
 
 "$ds2" train --recipe "$recipe" --exp-dir "$dir"
 mkdir -p "$dir/decode"
-"$ds2" decode --recipe "$recipe" --exp "$exp" --method greedy --manifest "$test_set" --out "$dir/decode/test.greedy.jsonl"
-"$ds2" decode --recipe "$recipe" --exp "$exp" --manifest "$test_set" --out "$dir/decode/test.lm.jsonl"
+"$ds2" decode --recipe "$recipe" --exp-dir "$dir" --method greedy --manifest "$test_set" --out "$dir/decode/test.greedy.jsonl"
+"$ds2" decode --recipe "$recipe" --exp-dir "$dir" --manifest "$test_set" --out "$dir/decode/test.lm.jsonl"
 echo
 echo "== $recipe test split, greedy"
-"$ds2" score "$dir/decode/test.greedy.jsonl" "$test_set"
+"$ds2" score "$test_set" "$dir/decode/test.greedy.jsonl"
 echo
 echo "== $recipe test split, KenLM beam search"
-"$ds2" score "$dir/decode/test.lm.jsonl" "$test_set"
+"$ds2" score "$test_set" "$dir/decode/test.lm.jsonl"
 echo
 echo "== ds2cli stream: three test files in 160 ms chunks (KenLM beam search)"
 files=$("$py" -c 'import json, sys; [print(json.loads(l)["audio_filepath"]) for l in list(open(sys.argv[1]))[:3]]' "$test_set")
 # shellcheck disable=SC2086
-"$ds2" stream --recipe "$recipe" --exp "$exp" $files
+"$ds2" stream --recipe "$recipe" --exp-dir "$dir" $files
 echo
 echo "== streaming model next to the bidirectional one (same test split)"
 "$py" -m benchmarks.stream_accuracy --demo "$dir/decode/test.greedy.jsonl" "$dir/decode/test.lm.jsonl" \

@@ -272,7 +272,7 @@ def test_prepare_skips_one_bad_file(tmp_path, name, make_bad, reason):
     make_bad(corpus)
     (corpus / "bad.txt").write_text("ab")
     out = tmp_path / "exp"
-    result = run_cli(["prepare", "generic", corpus, "--out", out, "--quiet", "-o", "dev_fraction=0.0",
+    result = run_cli(["prepare", "generic", corpus, "--exp-dir", out, "--quiet", "-o", "dev_fraction=0.0",
                       "-o", "test_fraction=0.0"])
     assert_ok(result)
     report = json.loads((out / "prepare_report.json").read_text())
@@ -339,6 +339,10 @@ BAD_OPTIONS = [
     (["decode", "{truncated_flac}", "--checkpoint", "{ckpt}"], ["truncated.flac", "unreadable audio"]),
     pytest.param(["decode", "{unreadable}", "--checkpoint", "{ckpt}"], ["unreadable.wav", "permission denied"],
                  marks=pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")),
+    (["train", "--recipe", "digits", "--exp-dir", "{tmp}/e"], ["recipe digits", "--data-dir"]),
+    (["prepare", "arctic", "--exp-dir", "{tmp}/e"], ["arctic", "folder"]),
+    (["decode", "{wav}", "--exp-dir", "{tmp}/none"], ["checkpoint"]),
+    (["align", "{tmp}/m.jsonl", "--exp-dir", "{tmp}/none"], ["--exp-dir"]),
 ]
 
 

@@ -132,7 +132,7 @@ def test_manifest_decode_skips_bad_rows_and_feeds_score(exp, lm_path, tmp_path):
     hyps = [json.loads(x) for x in out.read_text().splitlines()]
     assert "_meta" in hyps[0] and [h["id"] for h in hyps[1:]] == [g["id"] for g in good]
     assert all({"id", "text", "score", "timing", "duration"} <= set(h) for h in hyps[1:])
-    scored = run("score", out, model.manifest, "--json")
+    scored = run("score", model.manifest, out, "--json")
     assert scored.exit_code == 0, scored.output
     assert json.loads(scored.output)["wer"]["rate"] == pytest.approx(wer([g["text"] for g in good],
                                                                           [h["text"] for h in hyps[1:]]))
@@ -172,7 +172,7 @@ def test_bad_inputs_give_one_line_errors(exp, tmp_path):
     # a bad file among good ones: the good ones are still transcribed
     res = run("decode", audio, tmp_path / "gone.wav", "--checkpoint", model.checkpoint, "--no-lm")
     assert res.exit_code == 1 and rows(model)[0]["text"] in res.output and "gone.wav: no such file" in res.output
-    fails(audio, "--exp", tmp_path / "noexp", match="train")
+    fails(audio, "--exp-dir", tmp_path / "noexp", match="train")
 
 
 def test_bf16_inference_matches_fp32(exp, lm_path):
@@ -214,7 +214,7 @@ def test_recipe_flow_builds_the_lm_and_uses_its_settings(exp, tmp_path):
     recipe.write_text(f'name = "{NAME}"\n[lm]\norder = 2\nprune = "0 0"\n'
                       '[decode]\nbeam_size = 8\nalpha = 0.7\nbeta = 0.3\n')
     out = tmp_path / "hyp.jsonl"
-    res = run("decode", "--recipe", recipe, "--exp", root, "--manifest", model.manifest, "--out", out, "--json",
+    res = run("decode", "--recipe", recipe, "--exp-dir", root / NAME, "--manifest", model.manifest, "--out", out, "--json",
               "--set", "decode.cutoff_top_n=5")
     assert res.exit_code == 0, res.output
     meta = json.loads(out.read_text().splitlines()[0])["_meta"]
@@ -224,12 +224,12 @@ def test_recipe_flow_builds_the_lm_and_uses_its_settings(exp, tmp_path):
     assert meta["alpha_beta_from"] == "recipe"
 
 
-def test_default_checkpoint_is_the_last_trained_one(exp, tmp_path):
+def test_default_checkpoint_is_the_last_trained_one(exp, tmp_path, monkeypatch):
     root, model = exp
-    last = tmp_path / "exp"
-    last.mkdir()
-    (last / "LAST").write_text(f"{NAME}\n{root / NAME}\n")
-    res = run("decode", rows(model)[0]["audio_filepath"], "--exp", last, "--json")
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "LAST").write_text(f"{NAME}\n{root / NAME}\n")
+    monkeypatch.chdir(tmp_path)
+    res = run("decode", rows(model)[0]["audio_filepath"], "--json")
     assert res.exit_code == 0, res.output
     meta = json.loads(res.output.splitlines()[0])["_meta"]
     assert meta["checkpoint"] == str(root / NAME / "checkpoints" / "best.pt")

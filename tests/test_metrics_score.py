@@ -68,7 +68,7 @@ def test_score_cli_decode_jsonl_against_manifest(tmp_path):
     hyp = tmp_path / "hyp.jsonl"
     hyp.write_text(json.dumps({"_meta": {"checkpoint": "x"}}) + "\n" + "".join(
         json.dumps({"id": u, "text": t}) + "\n" for u, t in [("u1", "The cat sat."), ("u2", "hello word")]))
-    result = CliRunner().invoke(main, ["score", str(hyp), str(manifest), "--json"])
+    result = CliRunner().invoke(main, ["score", str(manifest), str(hyp), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output.split("warning")[0] if result.output.startswith("{") else result.output)
     # u1 normalises to a perfect match; u2 one substitution; u3 missing -> two deletions
@@ -76,7 +76,7 @@ def test_score_cli_decode_jsonl_against_manifest(tmp_path):
     assert report["wer"]["deletions"] == 2 and report["missing_hypotheses"] == ["u3"]
     assert report["best"]["id"] == "u1" and report["worst"]["id"] == "u3"
 
-    text = CliRunner().invoke(main, ["score", str(hyp), str(manifest)])
+    text = CliRunner().invoke(main, ["score", str(manifest), str(hyp)])
     assert "WER: 42.86%" in text.output and "S=1 D=2 I=0" in text.output
 
 
@@ -85,7 +85,7 @@ def test_score_cli_bad_input(tmp_path):
     bad.write_text("{not json\n")
     ok = tmp_path / "ok.txt"
     ok.write_text("u1 hi\n")
-    result = CliRunner().invoke(main, ["score", str(bad), str(ok)])
+    result = CliRunner().invoke(main, ["score", str(ok), str(bad)])
     assert result.exit_code == 1 and "bad.jsonl:1: not valid JSON" in result.output
-    result = CliRunner().invoke(main, ["score", str(tmp_path / "nope.txt"), str(ok)])
+    result = CliRunner().invoke(main, ["score", str(ok), str(tmp_path / "nope.txt")])
     assert result.exit_code != 0 and "nope.txt" in result.output

@@ -186,12 +186,12 @@ def test_bpe_units(arctic_dir, tmp_path):
 def test_missing_corpus_folder_is_a_clear_error(tmp_path):
     with pytest.raises(DS2Error, match="nowhere: corpus folder not found"):
         prepare("arctic", tmp_path / "nowhere", tmp_path / "exp")
-    result = CliRunner().invoke(main, ["prepare", "librispeech", str(tmp_path / "nowhere"), "--out", str(tmp_path / "e")])
+    result = CliRunner().invoke(main, ["prepare", "librispeech", str(tmp_path / "nowhere"), "--exp-dir", str(tmp_path / "e")])
     assert result.exit_code == 1 and "corpus folder not found" in result.output
 
 
 def test_prepare_cli_prints_summary(arctic_dir, tmp_path):
-    result = CliRunner().invoke(main, ["prepare", "arctic", str(arctic_dir), "--out", str(tmp_path / "exp"),
+    result = CliRunner().invoke(main, ["prepare", "arctic", str(arctic_dir), "--exp-dir", str(tmp_path / "exp"),
                                        "-o", "dev_every=10", "--stats-utterances", "20", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)

@@ -109,7 +109,7 @@ def test_commands_missing_files_and_bad_lines_are_refused_counted_and_reported(t
     saved = json.loads((tmp_path / "exp/prepare_report.json").read_text())
     assert saved["skipped"] == report.skipped
 
-    result = CliRunner().invoke(main, ["prepare", "kaldi", str(root), "--out", str(tmp_path / "cli")])
+    result = CliRunner().invoke(main, ["prepare", "kaldi", str(root), "--exp-dir", str(tmp_path / "cli")])
     assert result.exit_code == 0, result.output
     assert "shell command" in result.output and "train: 6 utts" in result.output
 
@@ -121,7 +121,7 @@ def test_not_a_data_directory_and_too_many_held_out_speakers(tmp_path):
     _data_dir(tmp_path / "c", "train", _speakers("s", 2))
     with pytest.raises(DS2Error, match="dev_speakers = 2, but the training data has only 2 speaker"):
         prepare("kaldi", tmp_path / "c", tmp_path / "exp", dev_speakers=2)
-    result = CliRunner().invoke(main, ["prepare", "kaldi", str(tmp_path / "empty"), "--out", str(tmp_path / "e")])
+    result = CliRunner().invoke(main, ["prepare", "kaldi", str(tmp_path / "empty"), "--exp-dir", str(tmp_path / "e")])
     assert result.exit_code == 1 and "not a Kaldi data directory" in result.output
     assert "Traceback" not in result.output
 

@@ -52,5 +52,5 @@ def main():
     Typical use:
       ds2cli train --recipe tiny          # prepares the embedded corpus first
       ds2cli decode audio.wav             # best checkpoint of the last trained recipe
-      ds2cli score hyp.jsonl ref.jsonl
+      ds2cli score ref.jsonl hyp.jsonl
     """

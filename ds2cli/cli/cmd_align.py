@@ -37,6 +37,8 @@ def looks_like_test_set(manifest: Path) -> bool:
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--checkpoint", "-c", type=click.Path(dir_okay=False, path_type=Path),
               help="Model checkpoint.  [default: exp/<last trained recipe>/checkpoints/best.pt]")
+@click.option("--exp-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Experiment directory whose checkpoints/best.pt aligns (instead of --checkpoint).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder.  [default: exp/<recipe>/align/<split> for an experiment's "
                    "manifest, else align-<name> beside the manifest]")
@@ -70,7 +72,7 @@ def looks_like_test_set(manifest: Path) -> bool:
 @quiet_option
 @json_option
 @user_errors
-def align(manifest, checkpoint, out_dir, do_filter, thresholds, filter_model, fit_filter, out_filter, seed,
+def align(manifest, checkpoint, exp_dir, out_dir, do_filter, thresholds, filter_model, fit_filter, out_filter, seed,
           boundaries, ctm, tokens, allow_test, batch_size, device, threads, quiet, as_json):
     """Force-align each transcript in MANIFEST to its audio with a trained CTC model (the Viterbi
     path) and write alignments.jsonl: character and word start/end times, per-token posteriors,
@@ -100,6 +102,12 @@ def align(manifest, checkpoint, out_dir, do_filter, thresholds, filter_model, fi
         import torch
 
         torch.set_num_threads(threads)
+    if checkpoint and exp_dir:
+        raise click.UsageError("give --checkpoint or --exp-dir, not both")
+    if exp_dir:
+        checkpoint = exp_dir / "checkpoints" / "best.pt"
+        if not checkpoint.is_file():
+            raise click.BadParameter(f"{exp_dir}: no checkpoints/best.pt in this experiment", param_hint="--exp-dir")
     rows = read_manifest(manifest)  # a bad manifest fails before the model loads
     recognizer = Recognizer.from_checkpoint(checkpoint or default_checkpoint(), device=device)
     out_dir = out_dir or default_out(manifest)

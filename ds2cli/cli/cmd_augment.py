@@ -43,7 +43,7 @@ def augment(manifest, out_dir, copies, seed, noise_dir, noise_manifest, config_p
     \b
     Example:
       ds2cli augment data/train.jsonl --out-dir data/train_noisy --copies 2 \\
-          --noise-dir ../shared/data/noise --augment noise.snr=[0,20] --augment speed.prob=1
+          --noise-dir noise/ --augment noise.snr=[0,20] --augment speed.prob=1
     """
     from ds2cli.augment import AugmentConfig, augment_manifest, build_pipeline
 

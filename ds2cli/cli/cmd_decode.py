@@ -24,8 +24,9 @@ def _range(text: str) -> tuple[float, float]:
               help="Model  [default: the best checkpoint of the recipe, or of the last trained one]")
 @click.option("--recipe", help="Use this recipe's checkpoint, LM (built if absent) and [decode] settings.")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="Recipe override.")
-@click.option("--exp", "exp_root", default="exp", show_default=True, type=click.Path(file_okay=False),
-              help="Experiments root.")
+@click.option("--exp-dir", type=click.Path(file_okay=False),
+              help="Experiment directory: its checkpoints/best.pt, LM and tuned values  "
+                   "[default: exp/<recipe>, else the checkpoint's, else the last trained one]")
 @click.option("--lm", type=click.Path(dir_okay=False), help="KenLM model (binary or ARPA)  [default: the recipe's]")
 @click.option("--no-lm", is_flag=True, help="Decode without a language model.")
 @click.option("--lm-level", type=click.Choice(["word", "char"]),
@@ -60,7 +61,7 @@ def _range(text: str) -> tuple[float, float]:
 @quiet_option
 @json_option
 @user_errors
-def decode(files, manifest, out, checkpoint, recipe, overrides, exp_root, lm, no_lm, lm_level, method,
+def decode(files, manifest, out, checkpoint, recipe, overrides, exp_dir, lm, no_lm, lm_level, method,
            beam_size, alpha, beta, cutoff_prob, cutoff_top_n, unk_offset, nbest, beam_threshold, recombine,
            batch_size, device, precision, threads, tune, search, alpha_range, beta_range, points, seed, quiet,
            as_json):
@@ -96,7 +97,7 @@ def decode(files, manifest, out, checkpoint, recipe, overrides, exp_root, lm, no
                "cutoff_prob": cutoff_prob, "cutoff_top_n": cutoff_top_n, "unk_offset": unk_offset,
                "nbest": nbest, "beam_threshold": beam_threshold, "recombine": recombine,
                "batch_size": batch_size, "precision": precision}
-    decoder = load_decoder(checkpoint, recipe=recipe, overrides=list(overrides), exp_root=exp_root, lm=lm,
+    decoder = load_decoder(checkpoint, recipe=recipe, overrides=list(overrides), exp_dir=exp_dir, lm=lm,
                            no_lm=no_lm, lm_level=lm_level, device=device, options=options)
     if tune:
         return _tune(decoder, manifest, search, _range(alpha_range), _range(beta_range), points, seed,

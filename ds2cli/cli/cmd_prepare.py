@@ -18,7 +18,7 @@ def _parse_options(values: tuple[str, ...]) -> dict:
 @click.argument("corpus", required=False, type=click.Choice(CORPORA))
 @click.argument("data_dir", required=False, type=click.Path(file_okay=False))
 @click.option("--recipe", help="Prepare what this recipe's [data] section says (e.g. tiny, librispeech).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+@click.option("--exp-dir", "out_dir", type=click.Path(file_okay=False),
               help="Experiment directory  [default: exp/<recipe or corpus>]")
 @click.option("--jobs", "-j", type=click.IntRange(1), help="Parallel processes for reading audio headers.")
 @click.option("--units", type=click.Choice(["char", "bpe"]), help="Output units  [default: char]")
@@ -49,8 +49,8 @@ def prepare(corpus, data_dir, recipe, out_dir, jobs, units, vocab_size, seed, op
     Examples:
       ds2cli prepare --recipe tiny
       ds2cli prepare librispeech /data/LibriSpeech --jobs 8
-      ds2cli prepare arctic ../shared/data/arctic-cathy --out exp/arctic
-      ds2cli prepare kaldi ../shared/data/speechocean762 -o dev_speakers=10
+      ds2cli prepare arctic data/arctic-cathy --exp-dir exp/arctic
+      ds2cli prepare kaldi data/speechocean762 -o dev_speakers=10
       ds2cli prepare synth -o lang='"zh"'
     """
     from pathlib import Path

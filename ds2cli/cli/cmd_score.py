@@ -12,8 +12,8 @@ def _counts_line(name: str, c: dict) -> str:
 
 
 @click.command(short_help="WER/CER of hypotheses against references.")
-@click.argument("hypotheses", type=click.Path(dir_okay=False))
 @click.argument("references", type=click.Path(dir_okay=False))
+@click.argument("hypotheses", type=click.Path(dir_okay=False))
 @click.option("--language", type=click.Choice(["en", "zh"]),
               help="Scoring rules; zh scores characters.  [default: from the references]")
 @click.option("--normalize/--no-normalize", default=True, show_default=True,
@@ -22,15 +22,16 @@ def _counts_line(name: str, c: dict) -> str:
 @click.option("--out", type=click.Path(dir_okay=False), help="Also write the full report as JSON here.")
 @json_option
 @user_errors
-def score(hypotheses, references, language, normalize, per_utt, out, as_json):
+def score(references, hypotheses, language, normalize, per_utt, out, as_json):
     """Score HYPOTHESES (a `ds2cli decode` JSONL, or `id text` lines) against REFERENCES (a
-    manifest, or `id text` lines), pairing them by id. Prints corpus WER and CER with
+    manifest, or `id text` lines), pairing them by id; references first, as in Kaldi's
+    compute-wer and jiwer. Prints corpus WER and CER with
     substitution/deletion/insertion counts, and the best, median and worst utterances.
     Mandarin is scored by characters. A reference with no hypothesis counts as an empty one."""
     from ds2cli.fileio import write_json
     from ds2cli.metrics import score_files
 
-    report = score_files(hypotheses, references, language, normalize)
+    report = score_files(references, hypotheses, language, normalize)
     result = report.as_dict(per_utterance=per_utt or bool(out))
     if out:
         write_json(out, result)

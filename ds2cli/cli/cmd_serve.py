@@ -22,10 +22,10 @@ def search_options(func):
 @click.option("--checkpoint", type=click.Path(dir_okay=False),
               help="Model  [default: the best checkpoint of the recipe, or of the last trained one]")
 @click.option("--recipe", help="Use this recipe's checkpoint, LM and [decode] settings.")
-@click.option("--exp-dir", type=click.Path(file_okay=False), help="Serve this experiment's best checkpoint.")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="Recipe override.")
-@click.option("--exp", "exp_root", default="exp", show_default=True, type=click.Path(file_okay=False),
-              help="Experiments root.")
+@click.option("--exp-dir", type=click.Path(file_okay=False),
+              help="Experiment directory: its checkpoints/best.pt, LM and tuned values  "
+                   "[default: exp/<recipe>, else the checkpoint's, else the last trained one]")
 @search_options
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
@@ -54,7 +54,7 @@ def search_options(func):
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Inference precision  [default: fp32]")
 @click.option("--threads", type=click.IntRange(1), help="CPU threads of the network  [default: torch's]")
 @user_errors
-def serve(checkpoint, recipe, exp_dir, overrides, exp_root, lm, no_lm, lm_level, method, beam_size, alpha, beta,
+def serve(checkpoint, recipe, overrides, exp_dir, lm, no_lm, lm_level, method, beam_size, alpha, beta,
           cutoff_prob, cutoff_top_n, unk_offset, beam_threshold, recombine, host, port, max_streams, max_batch,
           max_wait_ms, idle_timeout, max_segment_seconds, endpoint_silence_ms, max_frame_bytes, max_pending_seconds,
           grace_seconds, search_threads, device, precision, threads):
@@ -68,18 +68,10 @@ def serve(checkpoint, recipe, exp_dir, overrides, exp_root, lm, no_lm, lm_level,
       ds2cli serve --checkpoint exp/tiny-stream/checkpoints/best.pt --max-batch 1
       ds2cli stream --url ws://127.0.0.1:8080/v1/stream audio.wav
     """
-    from pathlib import Path
-
     from ds2cli.serve.server import Server, config_from, run
     from ds2cli.serve.service import load_service
     from ds2cli.stream import EndpointConfig
 
-    if sum(x is not None for x in (checkpoint, recipe, exp_dir)) > 1:
-        raise click.UsageError("give at most one of --checkpoint, --recipe and --exp-dir")
-    if exp_dir:
-        checkpoint = Path(exp_dir) / "checkpoints" / "best.pt"
-        if not checkpoint.is_file():
-            raise click.BadParameter(f"{exp_dir}: no checkpoints/best.pt in this experiment", param_hint="--exp-dir")
     if threads:
         import torch
 
@@ -89,7 +81,7 @@ def serve(checkpoint, recipe, exp_dir, overrides, exp_root, lm, no_lm, lm_level,
                "recombine": recombine, "precision": precision}
     endpoint = EndpointConfig(silence_after_speech_ms=endpoint_silence_ms, max_segment_s=max_segment_seconds)
     service = load_service(checkpoint, endpoint=endpoint, recipe=recipe, overrides=list(overrides),
-                           exp_root=exp_root, lm=lm, no_lm=no_lm, lm_level=lm_level, device=device, options=options)
+                           exp_dir=exp_dir, lm=lm, no_lm=no_lm, lm_level=lm_level, device=device, options=options)
     config = config_from(host=host, port=port, max_streams=max_streams, max_batch=max_batch, max_wait_ms=max_wait_ms,
                          idle_timeout=idle_timeout, max_frame_bytes=max_frame_bytes,
                          max_pending_seconds=max_pending_seconds, grace_seconds=grace_seconds,

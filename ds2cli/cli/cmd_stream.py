@@ -10,7 +10,7 @@ from ds2cli.cli.common import user_errors
 from ds2cli.cli.cmd_decode import decode as _decode
 
 # the model, LM and search options, exactly as `ds2cli decode` defines them
-SHARED_OPTIONS = ("checkpoint", "recipe", "overrides", "exp_root", "lm", "no_lm", "lm_level", "method", "beam_size",
+SHARED_OPTIONS = ("checkpoint", "recipe", "overrides", "exp_dir", "lm", "no_lm", "lm_level", "method", "beam_size",
                   "alpha", "beta", "cutoff_prob", "cutoff_top_n", "unk_offset", "beam_threshold", "recombine",
                   "device", "precision", "threads")
 SEARCH_OPTIONS = ("method", "beam_size", "alpha", "beta", "cutoff_prob", "cutoff_top_n", "unk_offset",
@@ -71,7 +71,7 @@ def _local_source(shared: dict, endpoint):
         torch.set_num_threads(shared["threads"])
     options = {k: shared[k] for k in SEARCH_OPTIONS}
     setup = load_stream(shared["checkpoint"], endpoint=endpoint, recipe=shared["recipe"],
-                        overrides=list(shared["overrides"]), exp_root=shared["exp_root"], lm=shared["lm"],
+                        overrides=list(shared["overrides"]), exp_dir=shared["exp_dir"], lm=shared["lm"],
                         no_lm=shared["no_lm"], lm_level=shared["lm_level"], device=shared["device"],
                         options=options)
 

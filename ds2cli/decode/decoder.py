@@ -366,21 +366,24 @@ def _find_lm(spec: dict, exp_dir: Path, language: str, lm: str | None, no_lm: bo
 
 
 def load_decoder(checkpoint=None, *, recipe: str | None = None, overrides: list[str] = (),
-                 exp_root="exp", lm: str | None = None, no_lm: bool = False, lm_level: str | None = None,
+                 exp_dir=None, lm: str | None = None, no_lm: bool = False, lm_level: str | None = None,
                  device: str = "cpu", options: dict | None = None, build_lm: bool = True) -> Decoder:
-    """Everything `ds2cli decode` needs. `options` are explicit DecodeConfig values (None = unset)."""
+    """Everything `ds2cli decode` needs. `exp_dir` is the experiment (its checkpoints/best.pt, LM
+    and tuned values; default exp/<recipe>, else the checkpoint's folder, else the last trained
+    one). `options` are explicit DecodeConfig values (None = unset)."""
     from ds2cli.checkpoint import load_checkpoint
     from ds2cli.recipe import experiment_dir, load_recipe, section
 
     spec = load_recipe(recipe, list(overrides)) if recipe else None
+    if exp_dir is None and spec:
+        exp_dir = experiment_dir(spec)
     if checkpoint is None:
-        checkpoint = (experiment_dir(spec, exp_root) / "checkpoints" / "best.pt" if spec
-                      else default_checkpoint(exp_root))
+        checkpoint = Path(exp_dir) / "checkpoints" / "best.pt" if exp_dir else default_checkpoint()
         if not Path(checkpoint).is_file():
             raise DS2Error(f"{checkpoint}: no such checkpoint; train the recipe first or pass --checkpoint")
+    exp_dir = Path(exp_dir) if exp_dir else experiment_dir_of(checkpoint)
     ckpt = load_checkpoint(checkpoint)
     spec = spec or ckpt.get("recipe") or {}
-    exp_dir = experiment_dir(spec, exp_root) if recipe else experiment_dir_of(checkpoint)
     config = section(spec, "decode", DecodeConfig) if spec.get("decode") else DecodeConfig()
     origin = "recipe" if {"alpha", "beta"} & set(spec.get("decode", {})) else "default"
     language = ckpt.get("tokenizer", {}).get("language", "en")

@@ -45,7 +45,7 @@ class RecognitionService:
 
 def load_service(checkpoint=None, *, endpoint: EndpointConfig = EndpointConfig(), **decoder_options
                  ) -> RecognitionService:
-    """`decoder_options` are ds2cli.decode.decoder.load_decoder's (recipe, overrides, exp_root, lm,
+    """`decoder_options` are ds2cli.decode.decoder.load_decoder's (recipe, overrides, exp_dir, lm,
     no_lm, lm_level, device, options)."""
     from ds2cli.decode.decoder import load_decoder
 

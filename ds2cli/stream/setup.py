@@ -26,7 +26,7 @@ class StreamSetup:
 
 
 def load_stream(checkpoint=None, *, endpoint: EndpointConfig = EndpointConfig(), **decoder_options) -> StreamSetup:
-    """`decoder_options` are load_decoder's (recipe, overrides, exp_root, lm, no_lm, lm_level,
+    """`decoder_options` are load_decoder's (recipe, overrides, exp_dir, lm, no_lm, lm_level,
     device, options); DS2Error for a model that cannot stream."""
     from ds2cli.decode.decoder import load_decoder
 
