@@ -46,10 +46,12 @@ MODES = {"batch_dispatch": ["--max-batch", "256", "--max-wait-ms", "0"], "batch1
 class Server:
     """`python -m ds2cli serve --port 0` as a subprocess; waits for its listening line."""
 
-    def __init__(self, checkpoint: str, args: list[str], threads: int, search: list[str] = GREEDY):
+    def __init__(self, checkpoint: str, args: list[str], threads: int, search: list[str] = GREEDY,
+                 search_threads: int = 2):
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         cmd = [sys.executable, "-m", "ds2cli", "serve", "--checkpoint", checkpoint, "--port", "0",
-               "--threads", str(threads), "--max-streams", "1000", *search, *args]
+               "--threads", str(threads), "--search-threads", str(search_threads), "--max-streams", "1000",
+               *search, *args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         self.lines: list[str] = []
         for line in self.proc.stderr:
@@ -171,7 +173,8 @@ def offline_texts(checkpoint: str, rows: list[dict], search: list[str] = GREEDY)
 def run_round(args, mode, n, utts, offline):
     from ds2cli.metrics import wer
 
-    server = Server(args.checkpoint, MODES[mode], args.threads, search_args(args.method, args.lm, args.beam_size))
+    server = Server(args.checkpoint, MODES[mode], args.threads, search_args(args.method, args.lm, args.beam_size),
+                    args.search_threads)
     try:
         cpu0, t0 = server.cpu_seconds(), time.perf_counter()
         out = asyncio.run(load(server.url, n, utts, args.round_seconds, args.seed + n))
@@ -251,6 +254,8 @@ def main():
     ap.add_argument("--round-seconds", type=float, default=25.0)
     ap.add_argument("--utterances", type=int, default=200, help="test utterances loaded")
     ap.add_argument("--threads", type=int, default=1, help="network threads of the server")
+    ap.add_argument("--search-threads", type=int, default=2, help="the server's per-stream search threads")
+    ap.add_argument("--modes", default=",".join(MODES), help="comma-separated, of: " + ", ".join(MODES))
     ap.add_argument("--bound-ms", type=float, default=200.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--method", choices=["greedy", "beam"], default="greedy")
@@ -268,7 +273,7 @@ def main():
     if args.method == "beam" and not args.lm:
         ap.error("--method beam needs --lm")
     offline = offline_texts(args.checkpoint, rows, search_args(args.method, args.lm, args.beam_size))
-    results, active = [], set(MODES)
+    results, active = [], set(args.modes.split(","))
     for n in [int(x) for x in args.streams.split(",")]:
         for mode in MODES:
             if mode not in active:
@@ -288,7 +293,7 @@ def main():
            and r30["final_latency_ms"]["p98"] < 150 else "not met"))
     result = {"benchmark": "serve_load", "streams_tried": [int(x) for x in args.streams.split(",")], "checkpoint": "/".join(Path(args.checkpoint).parts[-3:]),
               "manifest": "/".join(Path(args.manifest).parts[-3:]), "chunk_ms": int(CHUNK_S * 1000),
-              "round_seconds": args.round_seconds, "threads": args.threads, "method": args.method,
+              "round_seconds": args.round_seconds, "threads": args.threads, "search_threads": args.search_threads, "method": args.method,
               "beam_size": args.beam_size if args.method == "beam" else None,
               "cpus": os.cpu_count(), "bound_ms": args.bound_ms, "paper_ms": {str(k): v for k, v in PAPER.items()},
               "rounds": results, "out": Path(args.out).name,

@@ -208,6 +208,21 @@ def test_final_transcript_and_word_times_equal_decode(method, words_lm, tmp_path
         assert partials and all(e["segment"] == 0 for e in events)
 
 
+def test_a_served_model_warmed_up_recognises_as_a_fresh_one(words_lm):
+    """The server warms its network and search up before listening; nothing of it may leak into
+    the streams it then serves."""
+    from ds2cli.serve.service import RecognitionService
+
+    rec = random_model("1d", "gru", 3, seed=5, output_scale=30.0)
+    decoder = Decoder(rec, DecodeConfig(method="beam", beam_size=16, alpha=0.5, beta=1.0), words_lm)
+    wave = make_audio(1.6, seed=2)
+    fresh = events_of(StreamRecognizer.from_decoder(decoder), wave, 2560)
+    service = RecognitionService(decoder)
+    service.warm_up()
+    assert events_of(service.recognizer(), wave, 2560) == fresh
+    assert fresh[-1]["type"] == "final" and fresh[-1]["text"]
+
+
 def spelled(text: str, blanks: int = 1, confidence: float = 0.9) -> np.ndarray:
     """Emissions (T, V) that spell `text` greedily: each character for two frames, then
     `blanks` blank frames."""

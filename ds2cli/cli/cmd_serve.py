@@ -86,4 +86,5 @@ def serve(checkpoint, recipe, overrides, exp_dir, lm, no_lm, lm_level, method, b
                          idle_timeout=idle_timeout, max_frame_bytes=max_frame_bytes,
                          max_pending_seconds=max_pending_seconds, grace_seconds=grace_seconds,
                          search_threads=search_threads)
+    service.warm_up()  # before listening: the first clients get the latency of the later ones
     run(Server(service, config))

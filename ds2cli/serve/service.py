@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from ds2cli.stream import EndpointConfig, SearchConfig, StreamingModel, StreamRecognizer
 
 
@@ -34,6 +36,20 @@ class RecognitionService:
 
     def recognizer(self, decoding: dict | None = None) -> StreamRecognizer:
         return StreamRecognizer(self.model, self.search_for(decoding or {}), self.endpoint)
+
+    def warm_up(self, seconds: float = 1.0) -> None:
+        """Recognise a second of quiet noise once, so that the first streams do not pay for the
+        search's compiled code being loaded and the LM's first lookups (hundreds of ms)."""
+        rng = np.random.default_rng(0)
+        recognizer = self.recognizer()
+        recognizer.accept(1e-3 * rng.standard_normal(int(seconds * self.model.sample_rate)).astype(np.float32))
+        recognizer.finish()
+        # the network's emissions on quiet noise are mostly blank; random posteriors take every path
+        logits = rng.standard_normal((int(seconds / self.model.frame_seconds), self.model.vocab_size))
+        search = self.search.new_search()
+        search.advance((logits - np.log(np.exp(logits).sum(1, keepdims=True))).astype(np.float32))
+        search.best()
+        search.finish()
 
     def describe(self) -> dict:
         meta = self.decoder.meta
