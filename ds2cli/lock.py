@@ -36,6 +36,11 @@ def folder_lock(folder, command: str) -> Iterator[Path]:
         finally:
             _held[key] -= 1
         return
+    if folder.is_dir() and not os.access(folder, os.W_OK):
+        # no run can write here, so none can clash; a read-only use (an LM already built, a
+        # folder already prepared) goes on, and a write fails with its own line
+        yield folder
+        return
     path = folder / LOCK_NAME
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -748,3 +748,26 @@ def test_a_checkpoint_that_cannot_be_resumed_is_one_line(tmp_path, name, spoil, 
     result = run_cli(["train", "--recipe", recipe, "--exp-dir", exp, "--json", "--set", "train.epochs=2"])
     assert_one_line_error(result, *words)
     assert_ok(run_cli(["train", "--recipe", recipe, "--exp-dir", exp, "--json", "--no-resume"]))
+
+
+def test_a_read_only_folder_needs_no_lock_to_be_read(tmp_path):
+    """A built LM on a read-only mount is reused (lm build writes nothing, so it takes no lock)."""
+    import subprocess
+
+    text = tmp_path / "text.txt"
+    text.write_text("a b\nb a\na a b\n")
+    assert_ok(run_cli(["lm", "build", text, "--out", tmp_path / "lm"]))
+    if os.geteuid() != 0:
+        (tmp_path / "lm").chmod(0o500)
+    elif subprocess.run(["mount", "--bind", "-o", "ro", str(tmp_path / "lm"), str(tmp_path / "lm")],
+                        capture_output=True).returncode != 0:
+        pytest.skip("cannot make a read-only folder here")
+    try:
+        result = run_cli(["lm", "build", text, "--out", tmp_path / "lm"])
+        assert_ok(result)
+        assert "already up to date" in result.output
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", str(tmp_path / "lm")], check=False)
+        else:
+            (tmp_path / "lm").chmod(0o700)
