@@ -239,6 +239,24 @@ def test_token_spans_follow_the_best_alignment():
     assert token_spans(lp[:3], EN.encode("abba")) == []  # cannot fit
 
 
+def test_compiled_token_spans_equal_the_numpy_ones():
+    """Random emissions, repeated letters, exact ties (a uniform frame) and a transcript that
+    cannot fit: the compiled Viterbi chooses what the numpy one chooses."""
+    rng = np.random.default_rng(0)
+    uniform = np.full((12, len(EN)), -np.log(len(EN)), dtype=np.float32)
+    cases = [(uniform, EN.encode("aab")), (uniform, EN.encode("abcdefghijklm"))]
+    for n in range(30):
+        lp = normalised(rng.normal(0, 3, (int(rng.integers(1, 60)), len(EN)))).astype(np.float32)
+        text = "".join(rng.choice(list("aab c"), int(rng.integers(1, 20))))
+        cases.append((lp, EN.encode(text)))
+    found = 0
+    for lp, tokens in cases:
+        spans = token_spans(lp, tokens)
+        assert spans == token_spans(lp, tokens, compiled=False)
+        found += bool(spans)
+    assert 0 < found < len(cases)  # some fit, some do not
+
+
 def test_dropping_lm_caches_between_utterances_changes_nothing(en_lm):
     scorer = make_scorer(EN, en_lm, "word")
     lp = spell(EN, "the cat sat", {4: {"k": 0.6, "c": 0.39}})

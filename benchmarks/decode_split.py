@@ -1,0 +1,234 @@
+"""Where the time of a whole `ds2cli decode` goes, and what the search costs a stream.
+
+    python -m benchmarks.decode_split --checkpoint exp/tiny-stream/checkpoints/best.pt \\
+        --manifest exp/tiny-stream/manifests/test.jsonl --lm exp/tiny-stream/lm/lm.bin
+
+1. The split: Decoder.decode_manifest (what `ds2cli decode --manifest` runs) with each stage
+   timed through the library: I/O (reading audio, writing the JSON lines), network (emissions),
+   search (the beam search), word timing (CTC alignment of the transcript), greedy (the greedy
+   transcript decode reports beside the beam's).
+2. The whole decode with the compiled code (the search core, ds2cli.decode.fast, and the word-
+   timing Viterbi) against the numpy loops (the same results: fast.supports forced False, no
+   compiled Viterbi), alternating rounds; transcripts and word times compared.
+3. The search of one stream as `ds2cli serve` runs it: StreamRecognizer fed 160 ms chunks, the
+   beam search (advance, partial result, final) timed in CPU seconds per second of audio.
+
+One thread. Writes benchmarks/results/decode_split.json (and a section of decode.md through
+decode_compare's writer)."""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+STREAM_TARGET_MS = 0.5  # CPU ms of search per second of audio, beam 64 with the LM
+
+
+class Clock:
+    """Seconds spent in named stages (wall clock, or CPU time of the process)."""
+
+    def __init__(self, clock=time.perf_counter):
+        self.clock, self.seconds = clock, {}
+
+    def wrap(self, name: str, fn):
+        def timed(*args, **kwargs):
+            start = self.clock()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[name] = self.seconds.get(name, 0.0) + self.clock() - start
+        return timed
+
+
+@contextmanager
+def patched(obj, name: str, value):
+    old = getattr(obj, name)
+    setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        setattr(obj, name, old)
+
+
+@contextmanager
+def search_core(compiled: bool):
+    """The compiled code (the beam search core where it runs the scorer, the word-timing Viterbi),
+    as decode runs by default, or the numpy loops everywhere (the same results)."""
+    from ds2cli.decode import fast, timing
+
+    if compiled:
+        yield
+        return
+    with patched(fast, "supports", lambda scorer: False), patched(timing, "_viterbi", None):
+        yield
+
+
+def split(decoder, manifest, out_path) -> dict:
+    """One decode_manifest with every stage timed; the seconds per stage and of the whole."""
+    import ds2cli.decode.decoder as dmod
+
+    clock = Clock()
+    rec = decoder.recognizer
+    with patched(decoder, "read_rows", clock.wrap("io_read", decoder.read_rows)), \
+            patched(rec, "emissions", clock.wrap("network", rec.emissions)), \
+            patched(decoder, "search", clock.wrap("search", decoder.search)), \
+            patched(dmod, "token_spans", clock.wrap("timing", dmod.token_spans)), \
+            patched(dmod, "word_timing", clock.wrap("timing", dmod.word_timing)), \
+            patched(dmod, "greedy_search", clock.wrap("greedy", dmod.greedy_search)):
+        start = time.perf_counter()
+        report = decoder.decode_manifest(manifest, out=out_path)
+        whole = time.perf_counter() - start
+    # greedy_search is also called inside decoder.search only for method greedy; here it is beam
+    stages = dict(clock.seconds)
+    stages["io_write_and_rest"] = whole - sum(stages.values())
+    return {"whole_seconds": whole, "stages": stages, "audio_seconds": report.audio_seconds,
+            "utterances": len(report.transcripts), "wer": report.wer, "greedy_wer": report.greedy_wer}
+
+
+def whole(decoder, manifest, rounds: int) -> dict:
+    """decode_manifest with the compiled core and with the numpy loop, alternating rounds."""
+    seconds = {"compiled": [], "numpy": []}
+    texts = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for mode in ("compiled", "numpy"):
+                out = Path(tmp) / f"{mode}.jsonl"
+                with search_core(mode == "compiled"):
+                    start = time.perf_counter()
+                    report = decoder.decode_manifest(manifest, out=out)
+                    seconds[mode].append(time.perf_counter() - start)
+                texts[mode] = [(t.text, t.timing) for t in report.transcripts]
+                print(f"round {r + 1} {mode:8s} {seconds[mode][-1]:.2f} s", flush=True)
+    best = {m: min(s) for m, s in seconds.items()}
+    return {"rounds": rounds, "seconds": seconds, "best_seconds": best,
+            "speedup": best["numpy"] / best["compiled"],
+            "transcripts_and_times_identical": texts["compiled"] == texts["numpy"]}
+
+
+def stream_search(decoder, waves: list[np.ndarray], chunk_ms: float, compiled: bool) -> dict:
+    """CPU seconds of the beam search of each stream (advance, partial, final) per audio second,
+    the streams fed `chunk_ms` chunks through StreamRecognizer one after the other."""
+    from ds2cli.stream.files import FileResult, stream_wave
+    from ds2cli.stream.network import StreamingModel
+    from ds2cli.stream.recognizer import StreamRecognizer
+
+    cpu = Clock(time.process_time)
+
+    class Timed(StreamRecognizer):
+        def _new_segment(self):
+            super()._new_segment()
+            s = self.search
+            s.advance, s.best, s.finish = cpu.wrap("search", s.advance), cpu.wrap("search", s.best), \
+                cpu.wrap("search", s.finish)
+
+    model = StreamingModel(decoder.recognizer)
+    finals = []
+    with search_core(compiled):
+        for w in waves:
+            result = FileResult("")
+            rec = Timed(model, StreamRecognizer.from_decoder(decoder, model=model).search_config)
+            events = list(stream_wave(rec, w, chunk_ms, result=result))
+            finals.append(" ".join(e["text"] for e in events if e["type"] == "final" and e["text"]))
+    audio = sum(len(w) for w in waves) / decoder.recognizer.feature_config.sample_rate
+    return {"compiled": compiled, "audio_seconds": audio, "search_cpu_seconds": cpu.seconds.get("search", 0.0),
+            "search_cpu_ms_per_audio_s": 1000 * cpu.seconds.get("search", 0.0) / audio, "finals": finals}
+
+
+def markdown(res: dict) -> str:
+    s = res["split"]
+    total = s["whole_seconds"]
+    names = {"network": "network (emissions)", "search": "search (beam, LM)", "timing": "word timing",
+             "greedy": "greedy transcript", "io_read": "I/O: reading audio",
+             "io_write_and_rest": "I/O: writing JSON lines, scoring, rest"}
+    lines = ["## Where a whole `ds2cli decode` goes", "", res["note"], "" if res.get("note") else None,
+             f"`Decoder.decode_manifest` of {s['utterances']} utterances ({s['audio_seconds']:.0f} s of audio), "
+             f"beam {res['beam']} with the LM, one thread: {total:.2f} s (RTF {total / s['audio_seconds']:.4f}), "
+             f"WER {100 * s['wer']:.2f}% (greedy {100 * s['greedy_wer']:.2f}%).", "",
+             "| stage | seconds | share |", "| --- | ---: | ---: |"]
+    lines = [x for x in lines if x is not None]
+    for key, label in names.items():
+        sec = s["stages"].get(key, 0.0)
+        lines.append(f"| {label} | {sec:.2f} | {100 * sec / total:.0f}% |")
+    w = res["whole"]
+    lines += ["", f"Whole decode with the compiled code (search core and word-timing Viterbi) against the numpy "
+              f"loops (best of {w['rounds']} alternating rounds): {w['best_seconds']['compiled']:.2f} s against "
+              f"{w['best_seconds']['numpy']:.2f} s, {w['speedup']:.2f}x (target at least 2x: "
+              f"{'met' if w['speedup'] >= 2 else 'not met'}); transcripts and word times identical: "
+              f"{'yes' if w['transcripts_and_times_identical'] else 'NO'}."]
+    st = res["stream"]
+    lines += ["", f"Search of one stream (`StreamRecognizer`, {res['chunk_ms']:g} ms chunks, beam {res['beam']} "
+              f"with the LM, partial result every chunk; {st['utterances']} utterances, "
+              f"{st['audio_seconds']:.0f} s of audio): "
+              f"{st['compiled_ms_per_audio_s']:.3f} ms of CPU per second of audio with the compiled core, "
+              f"{st['numpy_ms_per_audio_s']:.3f} ms with the numpy loop (target at most {STREAM_TARGET_MS} ms: "
+              f"{'met' if st['compiled_ms_per_audio_s'] <= STREAM_TARGET_MS else 'not met'}); finals identical: "
+              f"{'yes' if st['finals_identical'] else 'NO'}."]
+    lines += ["", f"Reproduce: `python -m benchmarks.decode_split {res['command']}`"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--lm", required=True)
+    p.add_argument("--beam", type=int, default=64)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--stream-utterances", type=int, default=100)
+    p.add_argument("--chunk-ms", type=float, default=160.0)
+    p.add_argument("--note", default="", help="a sentence about the model")
+    p.add_argument("--out", default=str(RESULTS / "decode_split.json"))
+    args = p.parse_args(argv)
+    import torch
+
+    from ds2cli.decode.decoder import load_decoder
+    from ds2cli.fileio import write_json
+    from ds2cli.manifest import read_manifest, read_row_audio
+
+    torch.set_num_threads(1)
+    decoder = load_decoder(args.checkpoint, lm=args.lm, options={"beam_size": args.beam})
+    from benchmarks.decode_compare import _shown_command
+
+    ckpt_dir = Path(args.checkpoint).resolve().parent
+    exp_root = ckpt_dir.parent.parent if ckpt_dir.name == "checkpoints" else None
+    command = _shown_command(sys.argv[1:] if argv is None else list(argv), exp_root)
+    res = {"note": args.note, "command": command, "beam": args.beam,
+           "chunk_ms": args.chunk_ms, "date": time.strftime("%Y-%m-%d"),
+           "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "threads": 1}}
+    with tempfile.TemporaryDirectory() as tmp:
+        decoder.decode_manifest(args.manifest, out=Path(tmp) / "warm.jsonl")  # numba cache, LM pages, torch
+        res["split"] = split(decoder, args.manifest, Path(tmp) / "split.jsonl")
+    print(json.dumps(res["split"], indent=1), flush=True)
+    res["whole"] = whole(decoder, args.manifest, args.rounds)
+    rate = decoder.recognizer.feature_config.sample_rate
+    waves = [read_row_audio(r, rate) for r in read_manifest(args.manifest)[: args.stream_utterances]]
+    runs = {c: stream_search(decoder, waves, args.chunk_ms, c) for c in (True, False)}
+    res["stream"] = {"utterances": len(waves), "audio_seconds": runs[True]["audio_seconds"],
+                     "compiled_ms_per_audio_s": runs[True]["search_cpu_ms_per_audio_s"],
+                     "numpy_ms_per_audio_s": runs[False]["search_cpu_ms_per_audio_s"],
+                     "finals_identical": runs[True]["finals"] == runs[False]["finals"],
+                     "target_ms_per_audio_s": STREAM_TARGET_MS}
+    print(res["stream"], flush=True)
+    out = Path(args.out)
+    write_json(out, res)
+    if out.parent.resolve() == RESULTS.resolve():
+        from benchmarks.decode_compare import write_md
+
+        md = write_md(out.parent)
+    else:
+        md = out.with_suffix(".md")
+        md.write_text(markdown(res))
+    print(f"wrote {out.name} and {md.name}")
+    return res
+
+
+if __name__ == "__main__":
+    main()
