@@ -10,8 +10,10 @@
 2. The whole decode with the compiled code (the search core, ds2cli.decode.fast, and the word-
    timing Viterbi) against the numpy loops (the same results: fast.supports forced False, no
    compiled Viterbi), alternating rounds; transcripts and word times compared.
-3. The search of one stream as `ds2cli serve` runs it: StreamRecognizer fed 160 ms chunks, the
-   beam search (advance, partial result, final) timed in CPU seconds per second of audio.
+3. The search of a stream as `ds2cli serve` runs it: StreamRecognizer fed 160 ms chunks, 30
+   streams stepped through the network together and then searched in turn (the server's batch),
+   and one stream at a time; the beam search (advance, partial result, final) timed in CPU
+   seconds of its thread per second of audio.
 
 One thread. Writes benchmarks/results/decode_split.json (and a section of decode.md through
 decode_compare's writer)."""
@@ -33,7 +35,7 @@ STREAM_TARGET_MS = 0.5  # CPU ms of search per second of audio, beam 64 with the
 
 
 class Clock:
-    """Seconds spent in named stages (wall clock, or CPU time of the process)."""
+    """Seconds spent in named stages (wall clock, or a CPU clock)."""
 
     def __init__(self, clock=time.perf_counter):
         self.clock, self.seconds = clock, {}
@@ -113,14 +115,15 @@ def whole(decoder, manifest, rounds: int) -> dict:
             "transcripts_and_times_identical": texts["compiled"] == texts["numpy"]}
 
 
-def stream_search(decoder, waves: list[np.ndarray], chunk_ms: float, compiled: bool) -> dict:
-    """CPU seconds of the beam search of each stream (advance, partial, final) per audio second,
-    the streams fed `chunk_ms` chunks through StreamRecognizer one after the other."""
-    from ds2cli.stream.files import FileResult, stream_wave
+def stream_search(decoder, waves: list[np.ndarray], chunk_ms: float, compiled: bool, batch: int = 1) -> dict:
+    """CPU seconds of the beam search of each stream (advance, partial result, final) per audio
+    second, the streams fed `chunk_ms` chunks through StreamRecognizer: `batch` streams at a time
+    as the server runs them (one batched network step, then each stream's search in turn), or
+    one stream after the other (batch 1: the network runs between any two searches)."""
     from ds2cli.stream.network import StreamingModel
     from ds2cli.stream.recognizer import StreamRecognizer
 
-    cpu = Clock(time.process_time)
+    cpu = Clock(time.thread_time)  # the search runs in this thread: its CPU time alone
 
     class Timed(StreamRecognizer):
         def _new_segment(self):
@@ -130,15 +133,26 @@ def stream_search(decoder, waves: list[np.ndarray], chunk_ms: float, compiled: b
                 cpu.wrap("search", s.finish)
 
     model = StreamingModel(decoder.recognizer)
+    config = StreamRecognizer.from_decoder(decoder, model=model).search_config
+    size = int(round(chunk_ms * model.sample_rate / 1000))
     finals = []
     with search_core(compiled):
-        for w in waves:
-            result = FileResult("")
-            rec = Timed(model, StreamRecognizer.from_decoder(decoder, model=model).search_config)
-            events = list(stream_wave(rec, w, chunk_ms, result=result))
-            finals.append(" ".join(e["text"] for e in events if e["type"] == "final" and e["text"]))
+        for first in range(0, len(waves), batch):
+            group = waves[first: first + batch]
+            recs = [Timed(model, config) for _ in group]
+            events = [[] for _ in group]
+            for k in range(max(-(-len(w) // size) for w in group)):
+                live = [i for i, w in enumerate(group) if k * size < len(w)]
+                out = model.step([recs[i].state for i in live], [group[i][k * size:(k + 1) * size] for i in live])
+                for i, frames in zip(live, out):
+                    events[i] += recs[i].on_emissions(frames)
+                for i in live:
+                    if (k + 1) * size >= len(group[i]):
+                        events[i] += recs[i].finish()
+            finals += [" ".join(e["text"] for e in ev if e["type"] == "final" and e["text"]) for ev in events]
     audio = sum(len(w) for w in waves) / decoder.recognizer.feature_config.sample_rate
-    return {"compiled": compiled, "audio_seconds": audio, "search_cpu_seconds": cpu.seconds.get("search", 0.0),
+    return {"compiled": compiled, "batch": batch, "audio_seconds": audio,
+            "search_cpu_seconds": cpu.seconds.get("search", 0.0),
             "search_cpu_ms_per_audio_s": 1000 * cpu.seconds.get("search", 0.0) / audio, "finals": finals}
 
 
@@ -164,13 +178,17 @@ def markdown(res: dict) -> str:
               f"{'met' if w['speedup'] >= 2 else 'not met'}); transcripts and word times identical: "
               f"{'yes' if w['transcripts_and_times_identical'] else 'NO'}."]
     st = res["stream"]
-    lines += ["", f"Search of one stream (`StreamRecognizer`, {res['chunk_ms']:g} ms chunks, beam {res['beam']} "
-              f"with the LM, partial result every chunk; {st['utterances']} utterances, "
-              f"{st['audio_seconds']:.0f} s of audio): "
-              f"{st['compiled_ms_per_audio_s']:.3f} ms of CPU per second of audio with the compiled core, "
-              f"{st['numpy_ms_per_audio_s']:.3f} ms with the numpy loop (target at most {STREAM_TARGET_MS} ms: "
-              f"{'met' if st['compiled_ms_per_audio_s'] <= STREAM_TARGET_MS else 'not met'}); finals identical: "
-              f"{'yes' if st['finals_identical'] else 'NO'}."]
+    lines += ["", f"Search of a stream (`StreamRecognizer`, {res['chunk_ms']:g} ms chunks, beam {res['beam']} with the "
+              f"LM, a partial result every chunk, endpointing on; {st['utterances']} utterances, "
+              f"{st['audio_seconds']:.0f} s of audio), CPU time of the search thread per second of audio "
+              f"(target at most {STREAM_TARGET_MS} ms):", "",
+              "| streams stepped together | compiled core | numpy loop | target | finals identical |",
+              "| ---: | ---: | ---: | --- | --- |"]
+    for r in st["regimes"]:
+        how = "1 (network between any two searches)" if r["batch"] == 1 else f"{r['batch']} (as the server batches)"
+        lines.append(f"| {how} | {r['compiled_ms_per_audio_s']:.3f} ms | {r['numpy_ms_per_audio_s']:.3f} ms | "
+                     f"{'met' if r['compiled_ms_per_audio_s'] <= STREAM_TARGET_MS else 'not met'} | "
+                     f"{'yes' if r['finals_identical'] else 'NO'} |")
     lines += ["", f"Reproduce: `python -m benchmarks.decode_split {res['command']}`"]
     return "\n".join(lines) + "\n"
 
@@ -184,6 +202,8 @@ def main(argv=None) -> dict:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--stream-utterances", type=int, default=100)
     p.add_argument("--chunk-ms", type=float, default=160.0)
+    p.add_argument("--stream-batches", type=int, nargs="+", default=[30, 1],
+                   help="streams stepped together (the server's batch), and 1: one stream after the other")
     p.add_argument("--note", default="", help="a sentence about the model")
     p.add_argument("--out", default=str(RESULTS / "decode_split.json"))
     args = p.parse_args(argv)
@@ -210,12 +230,14 @@ def main(argv=None) -> dict:
     res["whole"] = whole(decoder, args.manifest, args.rounds)
     rate = decoder.recognizer.feature_config.sample_rate
     waves = [read_row_audio(r, rate) for r in read_manifest(args.manifest)[: args.stream_utterances]]
-    runs = {c: stream_search(decoder, waves, args.chunk_ms, c) for c in (True, False)}
-    res["stream"] = {"utterances": len(waves), "audio_seconds": runs[True]["audio_seconds"],
-                     "compiled_ms_per_audio_s": runs[True]["search_cpu_ms_per_audio_s"],
-                     "numpy_ms_per_audio_s": runs[False]["search_cpu_ms_per_audio_s"],
-                     "finals_identical": runs[True]["finals"] == runs[False]["finals"],
-                     "target_ms_per_audio_s": STREAM_TARGET_MS}
+    res["stream"] = {"utterances": len(waves), "target_ms_per_audio_s": STREAM_TARGET_MS, "regimes": []}
+    for batch in args.stream_batches:
+        runs = {c: stream_search(decoder, waves, args.chunk_ms, c, batch) for c in (True, False)}
+        res["stream"]["audio_seconds"] = runs[True]["audio_seconds"]
+        res["stream"]["regimes"].append({
+            "batch": batch, "compiled_ms_per_audio_s": runs[True]["search_cpu_ms_per_audio_s"],
+            "numpy_ms_per_audio_s": runs[False]["search_cpu_ms_per_audio_s"],
+            "finals_identical": runs[True]["finals"] == runs[False]["finals"]})
     print(res["stream"], flush=True)
     out = Path(args.out)
     write_json(out, res)
