@@ -382,7 +382,17 @@ def shown(path, exp_root: Path | None = None) -> str:
 
 
 def _shown_command(argv: list[str], exp_root: Path | None) -> str:
-    return " ".join(shown(a, exp_root) if a.startswith("/") else a for a in argv)
+    """The arguments with paths shown as results record them and the note left out (it heads the section)."""
+    out, skip = [], False
+    for a in argv:
+        if skip or a.startswith("--note="):
+            skip = False
+            continue
+        if a == "--note":
+            skip = True
+            continue
+        out.append(shown(a, exp_root) if a.startswith("/") else a)
+    return " ".join(out)
 
 
 SECTIONS = ("decode_tiny_stream.json", "decode_arctic.json", "decode_digits.json")
