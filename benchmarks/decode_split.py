@@ -7,7 +7,7 @@
    timed through the library: I/O (reading audio, writing the JSON lines), network (emissions),
    search (the beam search), word timing (CTC alignment of the transcript), greedy (the greedy
    transcript decode reports beside the beam's).
-2. The whole decode with the compiled code (the search core, ds2cli.decode.fast, and the word-
+2. The whole decode (in this process, and as `ds2cli decode` processes) with the compiled code (the search core, ds2cli.decode.fast, and the word-
    timing Viterbi) against the numpy loops (the same results: fast.supports forced False, no
    compiled Viterbi), alternating rounds; transcripts and word times compared.
 3. The search of a stream as `ds2cli serve` runs it: StreamRecognizer fed 160 ms chunks, 30
@@ -115,6 +115,40 @@ def whole(decoder, manifest, rounds: int) -> dict:
             "transcripts_and_times_identical": texts["compiled"] == texts["numpy"]}
 
 
+def _cli(mode: str, argv: list[str]) -> None:
+    """`ds2cli ARGV` in this process with the compiled code or the numpy loops (search_core)."""
+    from ds2cli.cli import main
+
+    with search_core(mode == "compiled"):
+        main(argv, standalone_mode=False)
+
+
+def cli(checkpoint, manifest, lm, beam: int, rounds: int) -> dict:
+    """Wall seconds of whole `ds2cli decode --manifest` processes (start-up, model and LM loading
+    included), compiled code against the numpy loops, alternating rounds; outputs compared."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    seconds, texts = {"compiled": [], "numpy": []}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for mode in ("compiled", "numpy"):
+                out = Path(tmp) / f"{mode}.jsonl"
+                argv = ["decode", "--checkpoint", str(checkpoint), "--manifest", str(manifest), "--lm", str(lm),
+                        "--beam-size", str(beam), "--threads", "1", "--quiet", "--out", str(out)]
+                start = time.perf_counter()
+                subprocess.run([sys.executable, "-c", "import sys; from benchmarks.decode_split import _cli; "
+                                "_cli(sys.argv[1], sys.argv[2:])", mode, *argv], cwd=root, check=True,
+                               capture_output=True)
+                seconds[mode].append(time.perf_counter() - start)
+                texts[mode] = [{k: v for k, v in json.loads(line).items() if k != "score"}
+                               for line in out.read_text().splitlines()]
+                print(f"ds2cli decode round {r + 1} {mode:8s} {seconds[mode][-1]:.2f} s", flush=True)
+    best = {m: min(v) for m, v in seconds.items()}
+    return {"rounds": rounds, "seconds": seconds, "best_seconds": best, "speedup": best["numpy"] / best["compiled"],
+            "outputs_identical": texts["compiled"] == texts["numpy"]}
+
+
 def stream_search(decoder, waves: list[np.ndarray], chunk_ms: float, compiled: bool, batch: int = 1) -> dict:
     """CPU seconds of the beam search of each stream (advance, partial result, final) per audio
     second, the streams fed `chunk_ms` chunks through StreamRecognizer: `batch` streams at a time
@@ -190,6 +224,12 @@ def markdown(res: dict) -> str:
               f"{w['best_seconds']['numpy']:.2f} s, {w['speedup']:.2f}x (target at least 2x: "
               f"{'met' if w['speedup'] >= 2 else 'not met'}); transcripts and word times identical: "
               f"{'yes' if w['transcripts_and_times_identical'] else 'NO'}."]
+    c = res.get("cli")
+    if c:
+        lines += ["", f"Whole `ds2cli decode --manifest` processes (start-up, model and LM loading included; best of "
+                  f"{c['rounds']} alternating rounds): {c['best_seconds']['compiled']:.2f} s with the compiled code "
+                  f"against {c['best_seconds']['numpy']:.2f} s with the numpy loops, {c['speedup']:.2f}x; outputs "
+                  f"identical (text, word times): {'yes' if c['outputs_identical'] else 'NO'}."]
     st = res["stream"]
     lines += ["", f"Search of a stream (`StreamRecognizer`, {res['chunk_ms']:g} ms chunks, beam {res['beam']} with the "
               f"LM, a partial result every chunk, endpointing on; {st['utterances']} utterances, "
@@ -250,6 +290,7 @@ def main(argv=None) -> dict:
         res["split"] = split(decoder, args.manifest, Path(tmp) / "split.jsonl")
     print(json.dumps(res["split"], indent=1), flush=True)
     res["whole"] = whole(decoder, args.manifest, args.rounds)
+    res["cli"] = cli(args.checkpoint, args.manifest, args.lm, args.beam, args.rounds)
     rate = decoder.recognizer.feature_config.sample_rate
     waves = [read_row_audio(r, rate) for r in read_manifest(args.manifest)[: args.stream_utterances]]
     res["stream"] = {"utterances": len(waves), "target_ms_per_audio_s": STREAM_TARGET_MS, "regimes": []}

@@ -44,19 +44,32 @@ def word_cache(scorer):
     log-probability of finishing the word / the next LM state; new after Scorer.trim()."""
     held = getattr(scorer, "_compiled_cache", None)
     if held is None or held[0] != scorer.generation:
-        lp = numba.typed.Dict.empty(key_type=types.int64, value_type=types.float64)
-        nxt = numba.typed.Dict.empty(key_type=types.int64, value_type=types.int64)
-        held = scorer._compiled_cache = (scorer.generation, lp, nxt)
+        held = scorer._compiled_cache = (scorer.generation, *_new_caches())
     return held[1], held[2]
 
 
 def fill(scorer, missing: np.ndarray) -> None:
     """Look up the (state, trie) pairs a frame needed, missing (M, 2), with WordScorer.complete."""
     lp, nxt = word_cache(scorer)
-    for state, trie in missing.tolist():
-        score, after = scorer.complete(state, trie)
-        key = state * scorer.trie_span + trie + 1
-        lp[key], nxt[key] = score, after
+    found = [scorer.complete(state, trie) for state, trie in missing.tolist()]
+    keys = missing[:, 0] * scorer.trie_span + missing[:, 1] + 1
+    _store(lp, nxt, keys, np.array([f[0] for f in found], dtype=np.float64),
+           np.array([f[1] for f in found], dtype=np.int64))
+
+
+# The dictionaries are made and filled in compiled (and disk-cached) code: numba compiles typed
+# dictionaries' Python-side methods afresh in every process, close to a second of start-up.
+if numba is not None:
+    @njit(cache=True)
+    def _new_caches():
+        return (numba.typed.Dict.empty(key_type=types.int64, value_type=types.float64),
+                numba.typed.Dict.empty(key_type=types.int64, value_type=types.int64))
+
+    @njit(cache=True)
+    def _store(lp, nxt, keys, scores, afters):
+        for i in range(keys.shape[0]):
+            lp[keys[i]] = scores[i]
+            nxt[keys[i]] = afters[i]
 
 
 if numba is not None:
