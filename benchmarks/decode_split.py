@@ -213,11 +213,14 @@ def markdown(res: dict) -> str:
              f"`Decoder.decode_manifest` of {s['utterances']} utterances ({s['audio_seconds']:.0f} s of audio), "
              f"beam {res['beam']} with the LM, one thread: {total:.2f} s (RTF {total / s['audio_seconds']:.4f}), "
              f"WER {100 * s['wer']:.2f}% (greedy {100 * s['greedy_wer']:.2f}%).", "",
-             "| stage | seconds | share |", "| --- | ---: | ---: |"]
+             "| stage | seconds | share | with the numpy loops | share |", "| --- | ---: | ---: | ---: | ---: |"]
     lines = [x for x in lines if x is not None]
+    n = res.get("split_numpy", {"stages": {}, "whole_seconds": float("nan")})
     for key, label in names.items():
-        sec = s["stages"].get(key, 0.0)
-        lines.append(f"| {label} | {sec:.2f} | {100 * sec / total:.0f}% |")
+        sec, old = s["stages"].get(key, 0.0), n["stages"].get(key, float("nan"))
+        lines.append(f"| {label} | {sec:.2f} | {100 * sec / total:.0f}% | {old:.2f} | "
+                     f"{100 * old / n['whole_seconds']:.0f}% |")
+    lines.append(f"| whole | {total:.2f} | 100% | {n['whole_seconds']:.2f} | 100% |")
     w = res["whole"]
     lines += ["", f"Whole decode with the compiled code (search core and word-timing Viterbi) against the numpy "
               f"loops (best of {w['rounds']} alternating rounds): {w['best_seconds']['compiled']:.2f} s against "
@@ -288,6 +291,8 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         decoder.decode_manifest(args.manifest, out=Path(tmp) / "warm.jsonl")  # numba cache, LM pages, torch
         res["split"] = split(decoder, args.manifest, Path(tmp) / "split.jsonl")
+        with search_core(False):
+            res["split_numpy"] = split(decoder, args.manifest, Path(tmp) / "split_numpy.jsonl")
     print(json.dumps(res["split"], indent=1), flush=True)
     res["whole"] = whole(decoder, args.manifest, args.rounds)
     res["cli"] = cli(args.checkpoint, args.manifest, args.lm, args.beam, args.rounds)
