@@ -372,6 +372,7 @@ def markdown(res: dict) -> str:
             lines.append(f"| {name} | {100 * r['greedy_wer']:.2f} | {100 * r['lm_wer']:.2f} | {r['beam']} | "
                          f"{r['alpha']} | {r['beta']} |")
     lines += ["", f"Reproduce: `python -m benchmarks.decode_compare {res.get('command', '')}`"]
+    lines += [f"and `python -m benchmarks.decode_compare {c}`" for c in res.get("more_commands", [])]
     return "\n".join(lines) + "\n"
 
 
@@ -439,6 +440,8 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default=str(RESULTS / "decode.json"))
     p.add_argument("--title", help="the model's name in decode.md  [default: from --out]")
     p.add_argument("--note", help="a sentence about the model, printed at the top of the markdown")
+    p.add_argument("--merge", action="store_true",
+                   help="add the sections run now to those already in --out (e.g. a sweep after a comparison)")
     args = p.parse_args(argv)
     ckpt_dir = Path(args.checkpoint).resolve().parent if args.checkpoint else None
     exp_root = Path(args.exp_dir).resolve().parent if args.exp_dir else (
@@ -489,6 +492,11 @@ def main(argv=None) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     from ds2cli.fileio import write_json
 
+    if args.merge and out.is_file():
+        old = json.loads(out.read_text())
+        old.update({k: v for k, v in res.items() if k not in ("title", "note", "command", "machine", "setup")})
+        old["more_commands"] = old.get("more_commands", []) + [command]
+        res = old
     write_json(out, res)
     if out.name.startswith("decode_"):
         md = write_md(out.parent)
