@@ -332,6 +332,10 @@ def markdown(res: dict) -> str:
                       f"{_yes(met['wer_not_worse_than_pyctcdecode'])} / "
                       f"{_yes(met['wer_not_worse_than_flashlight'])}), objective {t['objective_higher']} higher / "
                       f"{t['objective_lower']} lower (not fewer wins: {_yes(met['objective_wins_not_fewer'])})."]
+            if not met["wer_not_worse_than_pyctcdecode"] and t["objective_higher"] > t["objective_lower"]:
+                lines[-1] += (" ds2cli's transcripts score higher than pyctcdecode's under the objective both "
+                              "maximise more often than lower: the WER gap is the objective's (alpha, beta, "
+                              "unknown-word cost), not search errors.")
             if "words_only_unpruned_vs_flashlight" in t:
                 w = t["words_only_unpruned_vs_flashlight"]
                 lines[-1] += (f" In flashlight's search space (LM words only, no character pruning) ds2cli is "
