@@ -7,7 +7,9 @@ WER on the recipes' test splits.
     python -m benchmarks.decode_compare --checkpoint C --manifest M --lm L --beams 100 500
     python -m benchmarks.decode_compare --exp-dir exp/arctic --recipes exp/tiny exp/arctic
 
-Writes benchmarks/results/decode.json and benchmarks/results/decode.md. Runs on one thread:
+Writes --out (benchmarks/results/decode.json, or decode_NAME.json per model) and decode.md (for
+decode_NAME.json files: a section per model, write_md). Every decoder runs --rounds alternating
+rounds; the fastest counts. Runs on one thread:
 the numbers are single-core decode speed (real-time factor = decode seconds / audio seconds)."""
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ import dataclasses
 import json
 import math
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -24,9 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.paths import shown, stamped
-
 RESULTS = Path(__file__).resolve().parent / "results"
+WORDS_ONLY = -1000.0  # unknown-word offset that leaves only LM words (natural log)
 
 
 def _wer(refs, hyps, language="en") -> float:
@@ -55,19 +55,25 @@ def load_set(decoder, manifest, limit: int | None, precision_decoder=None):
 
 
 # -- the three decoders -----------------------------------------------------------------------
-def run_ours(ems, tokenizer, scorer_factory, opts, fresh_caches=False):
+def run_ours(ems, tokenizer, scorer_factory, opts, fresh_caches=False, compiled=True):
+    """ds2cli's beam search; compiled=False runs the numpy loop (the same search, no numba core)."""
     from ds2cli.decode.decoder import hypothesis_text
-    from ds2cli.decode.beam import beam_search
+    from ds2cli.decode.beam import BeamSearch
+
+    def search(e):
+        s = BeamSearch(scorer, opts, compiled=None if compiled else False)
+        s.advance(e)
+        return s.finish()
 
     scorer = scorer_factory()
     if ems:  # load the compiled core (numba's cache) outside the timer, as pyctcdecode builds its decoder
-        beam_search(ems[0][:2], scorer, opts)
+        search(ems[0][:2])
     start = time.perf_counter()
     out = []
     for e in ems:
         if fresh_caches:  # drop the LM scores and states cached so far (pyctcdecode's are per call)
             scorer.trim(limit=0)
-        out.append(hypothesis_text(beam_search(e, scorer, opts)[0].tokens, tokenizer))
+        out.append(hypothesis_text(search(e)[0].tokens, tokenizer))
     return out, time.perf_counter() - start
 
 
@@ -104,7 +110,10 @@ def run_flashlight(ems, tokenizer, lm_path, vocab, alpha, beta, beam):
 
 
 # -- sections -----------------------------------------------------------------------------------
-def compare(decoder, ems, refs, audio_s, beams) -> list[dict]:
+def compare(decoder, ems, refs, audio_s, beams, rounds: int = 3) -> list[dict]:
+    """Every decoder on the same emissions, `rounds` alternating rounds (decoder after decoder, then
+    again), so a slower or faster spell of a shared machine falls on all of them alike; each row
+    keeps every round's seconds and reports the fastest."""
     from ds2cli.decode.lm_scorer import make_scorer
 
     cfg, tok, lm = decoder.config, decoder.tokenizer, decoder.lm
@@ -113,29 +122,79 @@ def compare(decoder, ems, refs, audio_s, beams) -> list[dict]:
     for beam in beams:
         opts = dataclasses.replace(cfg.beam_options(), beam_size=beam, nbest=1)
         plain = dataclasses.replace(opts, recombine=False, beam_threshold=float("inf"))
-        outputs = {}
-        for name, fn in [
+        lexicon = dataclasses.replace(opts, cutoff_prob=1.0, cutoff_top_n=len(tok))
+        runs = [
             ("ds2cli", lambda: run_ours(ems, tok, factory, opts)),
+            ("ds2cli (numpy loop)", lambda: run_ours(ems, tok, factory, opts, compiled=False)),
             ("ds2cli (LM caches reset per utterance)", lambda: run_ours(ems, tok, factory, opts, True)),
             ("ds2cli (no recombination, no beam threshold)", lambda: run_ours(ems, tok, factory, plain)),
+            # flashlight's search space: only words of the LM vocabulary (unknown words cost e^-1000),
+            # every token considered on every frame
+            ("ds2cli (LM words only, no character pruning)",
+             lambda: run_ours(ems, tok, lambda: make_scorer(tok, lm, decoder.level, WORDS_ONLY), lexicon)),
             ("pyctcdecode", lambda: run_pyctcdecode(ems, tok, lm.path, lm.vocab, cfg.alpha, cfg.beta, beam,
                                                     cfg.unk_offset)),
             ("torchaudio flashlight", lambda: run_flashlight(ems, tok, lm.path, lm.vocab, cfg.alpha, cfg.beta, beam)),
-        ]:
-            hyps, seconds = fn()
-            outputs[name] = hyps
-            rows.append({"decoder": name, "beam": beam, "wer": _wer(refs, hyps), "seconds": seconds,
-                         "rtf": seconds / audio_s})
-            print(f"beam {beam:4d}  {name:40s} WER {100 * rows[-1]['wer']:6.2f}%  RTF {rows[-1]['rtf']:.4f}",
+        ]
+        outputs, seconds, unstable = {}, {name: [] for name, _ in runs}, set()
+        for r in range(rounds):
+            for name, fn in runs:
+                hyps, sec = fn()
+                if name in outputs and hyps != outputs[name]:
+                    unstable.add(name)
+                outputs[name] = hyps
+                seconds[name].append(sec)
+                print(f"round {r + 1} beam {beam:4d}  {name:45s} {sec:7.2f} s", flush=True)
+        for name, _ in runs:
+            best = min(seconds[name])
+            rows.append({"decoder": name, "beam": beam, "wer": _wer(refs, outputs[name]), "seconds": best,
+                         "rounds_seconds": seconds[name], "rtf": best / audio_s,
+                         "transcripts_sha256": _digest(outputs[name]), "same_in_every_round": name not in unstable})
+            print(f"beam {beam:4d}  {name:45s} WER {100 * rows[-1]['wer']:6.2f}%  RTF {rows[-1]['rtf']:.4f}",
                   flush=True)
         # search quality: whose transcript scores higher under the objective both maximise
         theirs = [objective(decoder, e, h) for e, h in zip(ems, outputs["pyctcdecode"])]
-        for row in rows[-5:]:
+        for row in rows[-len(runs):]:
             if row["decoder"].startswith("ds2cli"):
                 ours = [objective(decoder, e, h) for e, h in zip(ems, outputs[row["decoder"]])]
                 row["objective_higher"] = sum(a > b + 1e-4 for a, b in zip(ours, theirs))
                 row["objective_lower"] = sum(a < b - 1e-4 for a, b in zip(ours, theirs))
     return rows
+
+
+def _digest(texts: list[str]) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()
+
+
+def targets(rows: list[dict]) -> list[dict]:
+    """Issue targets per beam: ds2cli at least 3x faster than pyctcdecode and faster than
+    flashlight, at equal or better WER, with at least as many objective wins as losses; and the
+    compiled core's transcripts identical to the numpy loop's."""
+    out = []
+    for beam in sorted({r["beam"] for r in rows}):
+        by = {r["decoder"]: r for r in rows if r["beam"] == beam}
+        ours, pyc, fl = by["ds2cli"], by["pyctcdecode"], by["torchaudio flashlight"]
+        t = {"beam": beam, "speed_vs_pyctcdecode": pyc["seconds"] / ours["seconds"],
+             "speed_vs_flashlight": fl["seconds"] / ours["seconds"],
+             "wer_vs_pyctcdecode": ours["wer"] - pyc["wer"], "wer_vs_flashlight": ours["wer"] - fl["wer"],
+             "objective_higher": ours["objective_higher"], "objective_lower": ours["objective_lower"]}
+        if "ds2cli (numpy loop)" in by:
+            numpy_row = by["ds2cli (numpy loop)"]
+            t["compiled_vs_numpy_loop"] = numpy_row["seconds"] / ours["seconds"]
+            t["identical_to_numpy_loop"] = numpy_row["transcripts_sha256"] == ours["transcripts_sha256"]
+        like = by.get("ds2cli (LM words only, no character pruning)")
+        if like is not None:  # the same search space as flashlight's
+            t["words_only_unpruned_vs_flashlight"] = {"speed": fl["seconds"] / like["seconds"],
+                                                      "wer": like["wer"] - fl["wer"]}
+        t["met"] = {"3x_pyctcdecode": t["speed_vs_pyctcdecode"] >= 3.0,
+                    "faster_than_flashlight": t["speed_vs_flashlight"] > 1.0,
+                    "wer_not_worse_than_pyctcdecode": ours["wer"] <= pyc["wer"] + 1e-12,
+                    "wer_not_worse_than_flashlight": ours["wer"] <= fl["wer"] + 1e-12,
+                    "objective_wins_not_fewer": t["objective_higher"] >= t["objective_lower"]}
+        out.append(t)
+    return out
 
 
 def objective(decoder, emissions, text: str) -> float:
@@ -238,32 +297,58 @@ def recipes(exp_dirs, limit) -> dict:
         rep = dec.decode_manifest(manifest, out=exp_dir / "decode_test.jsonl")
         out[exp_dir.name] = {"greedy_wer": rep.greedy_wer, "lm_wer": rep.wer, "utterances": len(rep.transcripts),
                              "alpha": dec.config.alpha, "beta": dec.config.beta, "beam": dec.config.beam_size,
-                             "lm": dec.meta["lm"] and shown(dec.meta["lm"]),
-                             "alpha_beta_from": re.sub(r"/[^\s()]+", lambda m: shown(m.group()),
-                                                       str(dec.meta["alpha_beta_from"]))}
+                             "lm": shown(dec.meta["lm"], exp_dir.parent), "alpha_beta_from": dec.meta["alpha_beta_from"]}
         print(f"{exp_dir.name}: {rep.summary()}", flush=True)
     return out
 
 
 def markdown(res: dict) -> str:
-    lines = ["## Decoding benchmark", ""] + ([res["note"], ""] if res.get("note") else [])
+    lines = [f"## Decoding benchmark: {res.get('title') or 'model'}", ""] + ([res["note"], ""] if res.get("note") else [])
     s = res.get("setup", {})
     if s and res.get("compare"):
-        lines += [f"Same emissions ({s['utterances']} utterances, {s['audio_seconds']:.0f} s of audio from "
-                  f"`{s['checkpoint']}` on `{s['manifest']}`), same KenLM model (`{s['lm']}`), alpha "
-                  f"{s['alpha']}, beta {s['beta']}; one CPU thread. Greedy WER {100 * s['greedy_wer']:.2f}%.",
-                  "", "| decoder | beam | WER % | real-time factor | speed vs pyctcdecode | "
+        rounds = max(len(r.get("rounds_seconds", [0])) for r in res["compare"])
+        lines += [f"Same emissions ({s['utterances']} utterances, {s['audio_seconds']:.0f} s of audio, "
+                  f"{s['frames']} frames, from `{s['checkpoint']}` on `{s['manifest']}`), same KenLM model "
+                  f"(`{s['lm']}`), alpha {s['alpha']}, beta {s['beta']}; one CPU thread. Greedy WER "
+                  f"{100 * s['greedy_wer']:.2f}%. Seconds: the fastest of {rounds} alternating rounds (range "
+                  f"in brackets).",
+                  "", "| decoder | beam | WER % | seconds | real-time factor | speed vs pyctcdecode | "
                   "objective higher / lower than pyctcdecode's |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for row in res["compare"]:
             ref = next(r for r in res["compare"] if r["beam"] == row["beam"] and r["decoder"] == "pyctcdecode")
             versus = f"{row['objective_higher']} / {row['objective_lower']}" if "objective_higher" in row else "-"
-            lines.append(f"| {row['decoder']} | {row['beam']} | {100 * row['wer']:.2f} | {row['rtf']:.4f} | "
+            spread = row.get("rounds_seconds", [row["seconds"]])
+            lines.append(f"| {row['decoder']} | {row['beam']} | {100 * row['wer']:.2f} | {row['seconds']:.2f} "
+                         f"({min(spread):.2f}-{max(spread):.2f}) | {row['rtf']:.4f} | "
                          f"{ref['seconds'] / row['seconds']:.1f}x | {versus} |")
+        for t in res.get("targets", []):
+            met = t["met"]
+            lines += ["", f"Targets at beam {t['beam']}: {t['speed_vs_pyctcdecode']:.1f}x pyctcdecode's speed "
+                      f"(at least 3x: {_yes(met['3x_pyctcdecode'])}), {t['speed_vs_flashlight']:.1f}x "
+                      f"flashlight's (faster: {_yes(met['faster_than_flashlight'])}), WER "
+                      f"{100 * t['wer_vs_pyctcdecode']:+.2f} points against pyctcdecode and "
+                      f"{100 * t['wer_vs_flashlight']:+.2f} against flashlight (not worse: "
+                      f"{_yes(met['wer_not_worse_than_pyctcdecode'])} / "
+                      f"{_yes(met['wer_not_worse_than_flashlight'])}), objective {t['objective_higher']} higher / "
+                      f"{t['objective_lower']} lower (not fewer wins: {_yes(met['objective_wins_not_fewer'])})."]
+            if not met["wer_not_worse_than_pyctcdecode"] and t["objective_higher"] > t["objective_lower"]:
+                lines[-1] += (" ds2cli's transcripts score higher than pyctcdecode's under the objective both "
+                              "maximise more often than lower: the WER gap is the objective's (alpha, beta, "
+                              "unknown-word cost), not search errors.")
+            if "words_only_unpruned_vs_flashlight" in t:
+                w = t["words_only_unpruned_vs_flashlight"]
+                lines[-1] += (f" In flashlight's search space (LM words only, no character pruning) ds2cli is "
+                              f"{w['speed']:.1f}x flashlight's speed at {100 * w['wer']:+.2f} points of WER.")
+            if "compiled_vs_numpy_loop" in t:
+                lines[-1] += (f" Compiled core {t['compiled_vs_numpy_loop']:.1f}x faster than the numpy loop, "
+                              f"transcripts identical: {'yes' if t['identical_to_numpy_loop'] else 'NO'}.")
         lines += ["", "pyctcdecode runs with its default pruning (token_min_logp -5, beam_prune_logp -10); "
                   "flashlight with its lexicon (LM vocabulary) and beam_threshold 50; ds2cli with DS2 "
-                  "character pruning (cutoff 0.99, top 40), beam threshold 10 and recombination (its "
-                  "defaults). The objective column counts utterances where ds2cli's transcript scores higher / "
+                  f"character pruning (cutoff {s['cutoff_prob']}, top {s['cutoff_top_n']}), beam threshold 10 and "
+                  "recombination (its defaults); its numpy-loop row is the same search without the compiled "
+                  "core, its 'LM words only, no character pruning' row searches what flashlight "
+                  "searches: only words of the LM vocabulary (its lexicon), every token on every frame. The objective column counts utterances where ds2cli's transcript scores higher / "
                   "lower than pyctcdecode's under the objective both maximise (exact CTC sum, KenLM, word "
                   "bonus): fewer search errors, not luck, when the first number is larger."]
     if res.get("sweep"):
@@ -290,8 +375,57 @@ def markdown(res: dict) -> str:
         for name, r in res["recipes"].items():
             lines.append(f"| {name} | {100 * r['greedy_wer']:.2f} | {100 * r['lm_wer']:.2f} | {r['beam']} | "
                          f"{r['alpha']} | {r['beta']} |")
-    lines += ["", f"Reproduce: `{res.get('command', '')}`"]
+    lines += ["", f"Reproduce: `python -m benchmarks.decode_compare {res.get('command', '')}`"]
+    lines += [f"and `python -m benchmarks.decode_compare {c}`" for c in res.get("more_commands", [])]
     return "\n".join(lines) + "\n"
+
+
+def _yes(flag: bool) -> str:
+    return "met" if flag else "NOT met"
+
+
+def shown(path, exp_root: Path | None = None) -> str:
+    """A path as results record it: relative to the repository, else to the experiments' root
+    (exp-dir/checkpoints/best.pt -> NAME/checkpoints/best.pt), never this machine's absolute path."""
+    path = Path(path).resolve()
+    for root in (Path(__file__).resolve().parent.parent, exp_root):
+        if root is not None and path.is_relative_to(root.resolve()):
+            return str(path.relative_to(root.resolve()))
+    return path.name
+
+
+def _shown_command(argv: list[str], exp_root: Path | None) -> str:
+    """The arguments with paths shown as results record them and the note left out (it heads the section)."""
+    out, skip = [], False
+    for a in argv:
+        if skip or a.startswith("--note="):
+            skip = False
+            continue
+        if a == "--note":
+            skip = True
+            continue
+        out.append(shown(a, exp_root) if a.startswith("/") else a)
+    return " ".join(out)
+
+
+SECTIONS = ("decode_tiny_stream.json", "decode_arctic.json", "decode_digits.json")
+
+
+def write_md(results: Path = RESULTS) -> Path:
+    """decode.md: a section per model's decode_*.json (the demo's model, ARCTIC, digits, then
+    any other), then decode_split's."""
+    files = [results / n for n in SECTIONS if (results / n).is_file()]
+    files += sorted(f for f in results.glob("decode_*.json") if f not in files and f.name != "decode_split.json"
+                    and "compare" in json.loads(f.read_text()))
+    parts = ["# Decoding\n"] + [markdown(json.loads(f.read_text())) for f in files]
+    split = results / "decode_split.json"
+    if split.is_file():
+        from benchmarks.decode_split import markdown as split_md
+
+        parts.append(split_md(json.loads(split.read_text())))
+    out = results / "decode.md"
+    out.write_text("\n".join(parts))
+    return out
 
 
 def main(argv=None) -> dict:
@@ -306,18 +440,17 @@ def main(argv=None) -> dict:
     p.add_argument("--limit", type=int, help="decode only the first N utterances")
     p.add_argument("--recipes", nargs="*", default=[], help="experiment dirs for greedy vs LM WER")
     p.add_argument("--skip", nargs="*", default=[], choices=["compare", "sweep", "pruning", "precision"])
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds of every decoder")
     p.add_argument("--out", default=str(RESULTS / "decode.json"))
+    p.add_argument("--title", help="the model's name in decode.md  [default: from --out]")
     p.add_argument("--note", help="a sentence about the model, printed at the top of the markdown")
-    p.add_argument("--report", metavar="JSON", help="only write the markdown of an existing result")
+    p.add_argument("--merge", action="store_true",
+                   help="add the sections run now to those already in --out (e.g. a sweep after a comparison)")
     args = p.parse_args(argv)
-    if args.report:
-        res = json.loads(Path(args.report).read_text())
-        Path(args.report).with_suffix(".md").write_text(markdown(res))
-        return res
-    given = sys.argv[1:] if argv is None else list(argv)
-    if "--note" in given:  # the note is recorded on its own, not in the command
-        given = given[:given.index("--note")] + given[given.index("--note") + 2:]
-    command = "python -m benchmarks.decode_compare " + " ".join(shown(a) if Path(a).exists() else a for a in given)
+    ckpt_dir = Path(args.checkpoint).resolve().parent if args.checkpoint else None
+    exp_root = Path(args.exp_dir).resolve().parent if args.exp_dir else (
+        ckpt_dir.parent.parent if ckpt_dir is not None and ckpt_dir.name == "checkpoints" else None)
+    command = _shown_command(sys.argv[1:] if argv is None else list(argv), exp_root)
 
     import torch
 
@@ -325,7 +458,8 @@ def main(argv=None) -> dict:
     from ds2cli.decode.beam import greedy_search
 
     torch.set_num_threads(1)
-    res = {"note": args.note, "command": command, "machine": {"python": sys.version.split()[0], "platform": platform.platform(),
+    title = args.title or Path(args.out).stem.removeprefix("decode_").replace("_", "-")
+    res = {"title": title, "note": args.note, "command": command, "machine": {"python": sys.version.split()[0], "platform": platform.platform(),
                        "processor": platform.processor(), "threads": 1}}
     if args.exp_dir or args.checkpoint:
         exp = Path(args.exp_dir) if args.exp_dir else None
@@ -337,14 +471,16 @@ def main(argv=None) -> dict:
             raise SystemExit("no LM: pass --lm or an experiment with lm_text.txt")
         ids, refs, ems, audio_s = load_set(decoder, manifest, args.limit)
         greedy = _wer(refs, [hypothesis_text(greedy_search(e).tokens, decoder.tokenizer) for e in ems])
-        res["setup"] = {"checkpoint": shown(checkpoint), "manifest": shown(manifest), "lm": shown(decoder.lm.path),
+        res["setup"] = {"checkpoint": shown(checkpoint, exp_root), "manifest": shown(manifest, exp_root),
+                        "lm": shown(decoder.lm.path, exp_root),
                         "utterances": len(ids), "audio_seconds": audio_s, "frames": int(sum(len(e) for e in ems)),
                         "alpha": decoder.config.alpha, "beta": decoder.config.beta,
                         "cutoff_prob": decoder.config.cutoff_prob, "cutoff_top_n": decoder.config.cutoff_top_n,
                         "unk_offset": decoder.config.unk_offset, "greedy_wer": greedy}
         print(f"{len(ids)} utterances, {audio_s:.0f} s audio, greedy WER {100 * greedy:.2f}%", flush=True)
         if "compare" not in args.skip:
-            res["compare"] = compare(decoder, ems, refs, audio_s, args.beams)
+            res["compare"] = compare(decoder, ems, refs, audio_s, args.beams, args.rounds)
+            res["targets"] = targets(res["compare"])
         if "sweep" not in args.skip:
             a, b = decoder.config.alpha, decoder.config.beta
             pairs = [(a, b), (0.3, 1.0), (0.5, 2.0), (0.8, 2.0), (0.8, 3.0), (1.0, 3.0), (1.2, 4.0)]
@@ -358,10 +494,20 @@ def main(argv=None) -> dict:
         res["recipes"] = recipes(args.recipes, args.limit)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    res = stamped(res)
-    out.write_text(json.dumps(res, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(res))
-    print(f"wrote {out} and {out.with_suffix('.md')}")
+    from ds2cli.fileio import write_json
+
+    if args.merge and out.is_file():
+        old = json.loads(out.read_text())
+        old.update({k: v for k, v in res.items() if k not in ("title", "note", "command", "machine", "setup")})
+        old["more_commands"] = old.get("more_commands", []) + [command]
+        res = old
+    write_json(out, res)
+    if out.name.startswith("decode_"):
+        md = write_md(out.parent)
+    else:
+        md = out.with_suffix(".md")
+        md.write_text(markdown(res))
+    print(f"wrote {out.name} and {md.name}")
     return res
 
 

@@ -239,6 +239,24 @@ def test_token_spans_follow_the_best_alignment():
     assert token_spans(lp[:3], EN.encode("abba")) == []  # cannot fit
 
 
+def test_compiled_token_spans_equal_the_numpy_ones():
+    """Random emissions, repeated letters, exact ties (a uniform frame) and a transcript that
+    cannot fit: the compiled Viterbi chooses what the numpy one chooses."""
+    rng = np.random.default_rng(0)
+    uniform = np.full((12, len(EN)), -np.log(len(EN)), dtype=np.float32)
+    cases = [(uniform, EN.encode("aab")), (uniform, EN.encode("abcdefghijklm"))]
+    for n in range(30):
+        lp = normalised(rng.normal(0, 3, (int(rng.integers(1, 60)), len(EN)))).astype(np.float32)
+        text = "".join(rng.choice(list("aab c"), int(rng.integers(1, 20))))
+        cases.append((lp, EN.encode(text)))
+    found = 0
+    for lp, tokens in cases:
+        spans = token_spans(lp, tokens)
+        assert spans == token_spans(lp, tokens, compiled=False)
+        found += bool(spans)
+    assert 0 < found < len(cases)  # some fit, some do not
+
+
 def test_dropping_lm_caches_between_utterances_changes_nothing(en_lm):
     scorer = make_scorer(EN, en_lm, "word")
     lp = spell(EN, "the cat sat", {4: {"k": 0.6, "c": 0.39}})
@@ -429,6 +447,57 @@ def test_compiled_core_equals_the_numpy_loop(en_lm, with_lm):
             assert one.nodes.n == two.nodes.n
             most = max(most, one.nodes.n)
     assert most > 4096  # the node columns grew on the way
+
+
+def test_compiled_pruning_equals_the_numpy_pruning():
+    """fast.prune picks each frame's candidates as beam.prune_log_probs does: the same tokens in
+    the same order (ties to the lower id) on peaky, flat, tied and impossible (-inf) frames
+    (numpy's argpartition picks any of the tokens that tie at the top-n boundary: not compared)."""
+    from ds2cli.decode import fast
+    from ds2cli.decode.beam import _tokens_per_frame, prune_log_probs
+
+    if not fast.available():
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(3)
+    lp = np.concatenate([normalised(rng.normal(0, scale, (40, len(EN)))) for scale in (0.3, 3.0, 12.0)])
+    lp[5, :] = -np.log(len(EN))  # every token ties
+    lp[6, 3:9] = -np.inf
+    lp[7, [0, 4, 9]] = np.log(1 / 3)
+    lp[7, [i for i in range(len(EN)) if i not in (0, 4, 9)]] = -np.inf
+    for cutoff, top in [(0.99, 40), (0.9, 5), (0.5, 40), (1.0, 40), (1.0, 3)]:
+        want = _tokens_per_frame(*prune_log_probs(lp, cutoff, top))
+        got = fast.prune(lp, cutoff, top)
+        for t in range(len(lp)):
+            if t == 5 and top < len(EN):
+                continue
+            n = want[2][t]
+            assert got[2][t] == n
+            assert got[0][t, :n].tolist() == want[0][t, :n].tolist()
+            assert got[1][t, :n].tolist() == want[1][t, :n].tolist()
+            assert got[3][t] == want[3][t]
+
+
+def test_compiled_partial_results_equal_the_numpy_loop(en_lm):
+    """best() after every chunk (what a stream reports as its partial) is the same prefix, frames
+    and scores with the compiled core as with the numpy loop."""
+    from ds2cli.decode import fast
+
+    if not fast.available():
+        pytest.skip("numba is not installed")
+    scorer = make_scorer(EN, en_lm, "word")
+    opts = BeamOptions(beam_size=16, alpha=0.7, beta=0.5)
+    lp = np.concatenate([noisy(EN, "the dog sat on the mat", s, 2.0) for s in range(2)])
+    one, two = BeamSearch(scorer, opts, compiled=True), BeamSearch(scorer, opts, compiled=False)
+    assert one.best() == two.best()  # nothing yet
+    changed = set()
+    for at in range(0, len(lp), 5):
+        one.advance(lp[at: at + 5])
+        two.advance(lp[at: at + 5])
+        a, b = one.best(), two.best()
+        assert (a.tokens, a.frames, a.words) == (b.tokens, b.frames, b.words)
+        assert (a.score, a.ctc_score, a.lm_score) == pytest.approx((b.score, b.ctc_score, b.lm_score), abs=1e-9)
+        changed.add(tuple(a.tokens))
+    assert len(changed) > 10  # the partial grew along the way
 
 
 def test_sentencepiece_and_char_lm_searches_take_the_numpy_loop(en_lm):

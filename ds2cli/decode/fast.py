@@ -44,19 +44,32 @@ def word_cache(scorer):
     log-probability of finishing the word / the next LM state; new after Scorer.trim()."""
     held = getattr(scorer, "_compiled_cache", None)
     if held is None or held[0] != scorer.generation:
-        lp = numba.typed.Dict.empty(key_type=types.int64, value_type=types.float64)
-        nxt = numba.typed.Dict.empty(key_type=types.int64, value_type=types.int64)
-        held = scorer._compiled_cache = (scorer.generation, lp, nxt)
+        held = scorer._compiled_cache = (scorer.generation, *_new_caches())
     return held[1], held[2]
 
 
 def fill(scorer, missing: np.ndarray) -> None:
     """Look up the (state, trie) pairs a frame needed, missing (M, 2), with WordScorer.complete."""
     lp, nxt = word_cache(scorer)
-    for state, trie in missing.tolist():
-        score, after = scorer.complete(state, trie)
-        key = state * scorer.trie_span + trie + 1
-        lp[key], nxt[key] = score, after
+    found = [scorer.complete(state, trie) for state, trie in missing.tolist()]
+    keys = missing[:, 0] * scorer.trie_span + missing[:, 1] + 1
+    _store(lp, nxt, keys, np.array([f[0] for f in found], dtype=np.float64),
+           np.array([f[1] for f in found], dtype=np.int64))
+
+
+# The dictionaries are made and filled in compiled (and disk-cached) code: numba compiles typed
+# dictionaries' Python-side methods afresh in every process, close to a second of start-up.
+if numba is not None:
+    @njit(cache=True)
+    def _new_caches():
+        return (numba.typed.Dict.empty(key_type=types.int64, value_type=types.float64),
+                numba.typed.Dict.empty(key_type=types.int64, value_type=types.int64))
+
+    @njit(cache=True)
+    def _store(lp, nxt, keys, scores, afters):
+        for i in range(keys.shape[0]):
+            lp[keys[i]] = scores[i]
+            nxt[keys[i]] = afters[i]
 
 
 if numba is not None:
@@ -84,16 +97,35 @@ if numba is not None:
         tok_lp = np.full((n_frames, k), -np.inf)
         n_toks = np.zeros(n_frames, np.int64)
         blank_lp = np.full(n_frames, -np.inf)
+        order = np.empty(vocab, np.int64)
+        used = np.zeros(vocab, np.bool_)
         for t in range(n_frames):
-            order = np.argsort(-lp[t], kind="mergesort")
             count = k
-            if cutoff_prob < 1.0:
+            if cutoff_prob < 1.0 and not np.isnan(lp[t]).any():
+                # usually one or two tokens reach the cutoff: pick them best first (ties to the
+                # lower id, as the stable sort orders them) instead of sorting the frame
                 cum = 0.0
                 for q in range(k):
-                    cum += probs[t, order[q]]
+                    pick = -1
+                    for v in range(vocab):
+                        if not used[v] and (pick < 0 or lp[t, v] > lp[t, pick]):
+                            pick = v
+                    order[q], used[pick] = pick, True
+                    cum += probs[t, pick]
                     if cum >= cutoff_prob:
                         count = q + 1
                         break
+                for q in range(count):
+                    used[order[q]] = False
+            else:
+                order = np.argsort(-lp[t], kind="mergesort")
+                if cutoff_prob < 1.0:
+                    cum = 0.0
+                    for q in range(k):
+                        cum += probs[t, order[q]]
+                        if cum >= cutoff_prob:
+                            count = q + 1
+                            break
             c = 0
             for q in range(count):
                 tok = order[q]
@@ -301,6 +333,36 @@ if numba is not None:
                 col[toks[t, j]] = -1
             t += 1
         return t, n_nodes, n_beams, DONE, 0
+
+
+if numba is not None:
+    @njit(cache=True, nogil=True)
+    def _best(beams, pb, pnb, bonus, parent, token, frame):
+        """BeamSearch.best's choice (np.argmax of logaddexp(pb, pnb) + bonus, first of ties) and
+        its path: (position, total, tokens, frames)."""
+        top, best, top_total = 0, -np.inf, -np.inf
+        for i in range(beams.shape[0]):
+            total = _lae(pb[i], pnb[i])
+            s = total + bonus[beams[i]]
+            if s > best or i == 0:
+                top, best, top_total = i, s, total
+        node, n = beams[top], 0
+        while node != 0:
+            n += 1
+            node = parent[node]
+        tokens, frames = np.empty(n, np.int64), np.empty(n, np.int64)
+        node = beams[top]
+        while node != 0:
+            n -= 1
+            tokens[n], frames[n] = token[node], frame[node]
+            node = parent[node]
+        return top, top_total, tokens, frames
+
+
+def best(search):
+    """(position in the beam, log p_ctc, tokens, frames) of a BeamSearch's best prefix."""
+    nodes = search.nodes
+    return _best(search.beams, search.pb, search.pnb, nodes.bonus, nodes.parent, nodes.token, nodes.frame)
 
 
 def prune(log_probs: np.ndarray, cutoff_prob: float, cutoff_top_n: int):
