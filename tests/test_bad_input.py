@@ -330,6 +330,11 @@ BAD_OPTIONS = [
     (["prepare", "arctic", "--exp-dir", "{tmp}/e"], ["arctic", "folder"]),
     (["decode", "{wav}", "--exp-dir", "{tmp}/none"], ["checkpoint"]),
     (["align", "{tmp}/m.jsonl", "--exp-dir", "{tmp}/none"], ["--exp-dir"]),
+    # a recipe that names an LM which is not there: an error, never a silent greedy decode
+    (["decode", "{wav}", "--checkpoint", "{ckpt}", "--recipe", "{lmrecipe}", "--exp-dir", "{tmp}/elsewhere"],
+     ["lm.bin", "missing", "--no-lm"]),
+    (["decode", "{wav}", "--checkpoint", "{ckpt}", "--set", "decode.beam_size=0"], ["--set", "beam_size", ">= 1"]),
+    (["decode", "{wav}", "--checkpoint", "{ckpt}", "--set", "decode.beam=5"], ["--set", "unknown key", "beam"]),
 ]
 
 
@@ -356,10 +361,38 @@ def fill(args: list[str], tmp_path: Path, ckpt: Path) -> list[str]:
     text = tmp_path / "text.txt"
     text.write_text("a b\nb a\na a b\n")
     wav = write_wav(tmp_path / "one.wav", tone(0.5))
-    return [a.format(tmp=tmp_path, text=text, wav=wav, ckpt=ckpt) for a in args]
+    lmrecipe = tmp_path / "lm-recipe.toml"
+    lmrecipe.write_text('name = "lm-recipe"\n[lm]\norder = 2\n')
+    return [a.format(tmp=tmp_path, text=text, wav=wav, ckpt=ckpt, lmrecipe=lmrecipe) for a in args]
 
 
 @pytest.mark.parametrize("args,words", BAD_OPTIONS, ids=[" ".join(c[0][:3]) for c in BAD_OPTIONS])
 def test_bad_option_is_one_line_naming_it(tmp_path, tiny_checkpoint, args, words):
     result = run_cli(fill(args, tmp_path, tiny_checkpoint), cwd=tmp_path)
     assert_one_line_error(result, *words)
+
+
+def test_decode_settings_without_a_recipe_and_one_wer(tmp_path, tiny_checkpoint):
+    """--set reaches the checkpoint's own recipe; the WER `decode` prints is `score`'s on its output
+    (a skipped row counts as an empty hypothesis in both); greedy needs no LM."""
+    rows = [{"audio_filepath": str(write_wav(tmp_path / f"u{i}.wav", tone(0.6 + 0.1 * i, 300 + 90 * i, i))),
+             "duration": 0.6 + 0.1 * i, "text": text, "id": f"u{i}"} for i, text in enumerate(WORDS)]
+    rows.append({"audio_filepath": str(tmp_path / "gone.wav"), "duration": 1.0, "text": "ab ba", "id": "gone"})
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "hyp.jsonl"
+    result = run_cli(["decode", "--manifest", manifest, "--checkpoint", tiny_checkpoint, "--out", out, "--json",
+                      "--set", "decode.beam_size=3", "--set", "decode.cutoff_top_n=2", "-q"])
+    assert_ok(result)
+    meta = json.loads(out.read_text().splitlines()[0])["_meta"]
+    assert (meta["beam_size"], meta["cutoff_top_n"]) == (3, 2)
+    printed = float(result.stderr.split("WER ")[1].split("%")[0])
+    assert "1 skipped row(s) scored as empty" in result.stderr
+    scored = run_cli(["score", manifest, out, "--json"])
+    assert_ok(scored)
+    assert printed == pytest.approx(100 * json.loads(scored.stdout)["wer"]["rate"], abs=0.005)
+    recipe = tmp_path / "lm-recipe.toml"
+    recipe.write_text('name = "lm-recipe"\n[lm]\norder = 2\n')
+    greedy = run_cli(["decode", rows[0]["audio_filepath"], "--checkpoint", tiny_checkpoint, "--recipe", recipe,
+                      "--exp-dir", tmp_path / "elsewhere", "--method", "greedy"], cwd=tmp_path)
+    assert_ok(greedy)

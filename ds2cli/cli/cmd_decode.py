@@ -136,7 +136,7 @@ def _print_files(decoder, done, as_json: bool, many: bool) -> None:
 def _tune(decoder, manifest, search, alpha_range, beta_range, points, seed, quiet, as_json) -> None:
     from pathlib import Path
 
-    from ds2cli.decode.decoder import PARAMS_FILE
+    from ds2cli.decode.decoder import PARAMS_FILE, relative_to_experiment
     from ds2cli.decode.tune import cached_emissions, grid, tune
     from ds2cli.fileio import write_json
 
@@ -158,7 +158,7 @@ def _tune(decoder, manifest, search, alpha_range, beta_range, points, seed, quie
                        f"   best {100 * best.wer:.2f}% (alpha {best.alpha:.3f}, beta {best.beta:.3f}){mark}")
 
     result = tune(ems, refs, decoder.tokenizer, decoder.scorer, decoder.config.beam_options(), pairs, report)
-    params = {"alpha": result.alpha, "beta": result.beta, "lm": str(decoder.lm.path.resolve()),
+    params = {"alpha": result.alpha, "beta": result.beta, "lm": relative_to_experiment(exp_dir, decoder.lm.path),
               "wer": result.wer, "greedy_wer": result.greedy_wer, "oracle_wer": result.oracle_wer,
               "beam_size": decoder.config.beam_size, "manifest": str(manifest),
               "checkpoint": decoder.meta["checkpoint"], "utterances": len(ems), "trials": len(result.trials)}
