@@ -142,7 +142,7 @@ class Decoder:
         """log_probs (T, V) -> hypotheses, best first."""
         if self.method == "greedy":
             return [greedy_search(log_probs)]
-        return beam_search(log_probs, self.scorer, self.config.beam_options())
+        return beam_search(log_probs, self.scorer, self.config)
 
     def transcripts(self, ids: list[str], emissions: list, durations: list[float],
                     with_greedy: bool = False, lead_seconds: float = 0.0) -> list[Transcript]:
