@@ -120,7 +120,7 @@ def compare(decoder, ems, refs, audio_s, beams, rounds: int = 3) -> list[dict]:
     factory = lambda: make_scorer(tok, lm, decoder.level, cfg.unk_offset)  # noqa: E731
     rows = []
     for beam in beams:
-        opts = dataclasses.replace(cfg.beam_options(), beam_size=beam, nbest=1)
+        opts = dataclasses.replace(cfg, beam_size=beam, nbest=1)
         plain = dataclasses.replace(opts, recombine=False, beam_threshold=float("inf"))
         lexicon = dataclasses.replace(opts, cutoff_prob=1.0, cutoff_top_n=len(tok))
         runs = [
@@ -235,7 +235,7 @@ def sweep(decoder, ems, refs, beam, pairs) -> list[dict]:
     cfg, tok, lm = decoder.config, decoder.tokenizer, decoder.lm
     rows = []
     for alpha, beta in pairs:
-        opts = dataclasses.replace(cfg.beam_options(), beam_size=beam, alpha=alpha, beta=beta, nbest=1)
+        opts = dataclasses.replace(cfg, beam_size=beam, alpha=alpha, beta=beta, nbest=1)
         ours, _ = run_ours(ems, tok, lambda: make_scorer(tok, lm, decoder.level, cfg.unk_offset), opts)
         theirs, _ = run_pyctcdecode(ems, tok, lm.path, lm.vocab, alpha, beta, beam, cfg.unk_offset)
         rows.append({"alpha": alpha, "beta": beta, "ds2cli_wer": _wer(refs, ours), "pyctcdecode_wer": _wer(refs, theirs)})
@@ -251,7 +251,7 @@ def pruning(decoder, ems, refs, audio_s, beam) -> dict:
     factory = lambda: make_scorer(tok, decoder.lm, decoder.level, cfg.unk_offset)  # noqa: E731
     out = {}
     for name, (cut, top) in {"pruned": (cfg.cutoff_prob, cfg.cutoff_top_n), "unpruned": (1.0, len(tok))}.items():
-        opts = dataclasses.replace(cfg.beam_options(), beam_size=beam, cutoff_prob=cut, cutoff_top_n=top, nbest=1)
+        opts = dataclasses.replace(cfg, beam_size=beam, cutoff_prob=cut, cutoff_top_n=top, nbest=1)
         hyps, seconds = run_ours(ems, tok, factory, opts)
         out[name] = {"cutoff_prob": cut, "cutoff_top_n": top, "wer": _wer(refs, hyps), "seconds": seconds,
                      "rtf": seconds / audio_s}

@@ -343,6 +343,11 @@ BAD_OPTIONS = [
     (["prepare", "arctic", "--exp-dir", "{tmp}/e"], ["arctic", "folder"]),
     (["decode", "{wav}", "--exp-dir", "{tmp}/none"], ["checkpoint"]),
     (["align", "{tmp}/m.jsonl", "--exp-dir", "{tmp}/none"], ["--exp-dir"]),
+    # a recipe that names an LM which is not there: an error, never a silent greedy decode
+    (["decode", "{wav}", "--checkpoint", "{ckpt}", "--recipe", "{lmrecipe}", "--exp-dir", "{tmp}/elsewhere"],
+     ["lm.bin", "missing", "--no-lm"]),
+    (["decode", "{wav}", "--checkpoint", "{ckpt}", "--set", "decode.beam_size=0"], ["--set", "beam_size", ">= 1"]),
+    (["decode", "{wav}", "--checkpoint", "{ckpt}", "--set", "decode.beam=5"], ["--set", "unknown key", "beam"]),
 ]
 
 
@@ -376,8 +381,10 @@ def fill(args: list[str], tmp_path: Path, ckpt: Path) -> list[str]:
     for ext in ("ogg", "flac"):  # the last 10 bytes missing
         path = write_wav(tmp_path / f"truncated.{ext}", tone(2.0))
         cut[f"truncated_{ext}"] = truncate_wav(path, path.stat().st_size - 10)
+    lmrecipe = tmp_path / "lm-recipe.toml"
+    lmrecipe.write_text('name = "lm-recipe"\n[lm]\norder = 2\n')
     return [a.format(tmp=tmp_path, text=text, wav=wav, ckpt=ckpt, truncated=truncated, unreadable=unreadable,
-                     **cut) for a in args]
+                     lmrecipe=lmrecipe, **cut) for a in args]
 
 
 @pytest.mark.parametrize("args,words", BAD_OPTIONS)
@@ -771,3 +778,29 @@ def test_a_read_only_folder_needs_no_lock_to_be_read(tmp_path):
             subprocess.run(["umount", str(tmp_path / "lm")], check=False)
         else:
             (tmp_path / "lm").chmod(0o700)
+
+
+def test_decode_settings_without_a_recipe_and_one_wer(tmp_path, tiny_checkpoint):
+    """--set reaches the checkpoint's own recipe; the WER `decode` prints is `score`'s on its output
+    (a skipped row counts as an empty hypothesis in both); greedy needs no LM."""
+    rows = [{"audio_filepath": str(write_wav(tmp_path / f"u{i}.wav", tone(0.6 + 0.1 * i, 300 + 90 * i, i))),
+             "duration": 0.6 + 0.1 * i, "text": text, "id": f"u{i}"} for i, text in enumerate(WORDS)]
+    rows.append({"audio_filepath": str(tmp_path / "gone.wav"), "duration": 1.0, "text": "ab ba", "id": "gone"})
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "hyp.jsonl"
+    result = run_cli(["decode", "--manifest", manifest, "--checkpoint", tiny_checkpoint, "--out", out, "--json",
+                      "--set", "decode.beam_size=3", "--set", "decode.cutoff_top_n=2", "-q"])
+    assert_ok(result)
+    meta = json.loads(out.read_text().splitlines()[0])["_meta"]
+    assert (meta["beam_size"], meta["cutoff_top_n"]) == (3, 2)
+    printed = float(result.stderr.split("WER ")[1].split("%")[0])
+    assert "1 skipped row(s) scored as empty" in result.stderr
+    scored = run_cli(["score", manifest, out, "--json"])
+    assert_ok(scored)
+    assert printed == pytest.approx(100 * json.loads(scored.stdout)["wer"]["rate"], abs=0.005)
+    recipe = tmp_path / "lm-recipe.toml"
+    recipe.write_text('name = "lm-recipe"\n[lm]\norder = 2\n')
+    greedy = run_cli(["decode", rows[0]["audio_filepath"], "--checkpoint", tiny_checkpoint, "--recipe", recipe,
+                      "--exp-dir", tmp_path / "elsewhere", "--method", "greedy"], cwd=tmp_path)
+    assert_ok(greedy)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from ds2cli.cli import main
 from ds2cli.decode.decoder import Decoder, load_decoder, load_recognizer
 from ds2cli.decode.beam import beam_search
-from ds2cli.decode.config import BeamOptions, DecodeConfig, LMConfig
+from ds2cli.decode.config import DecodeConfig, LMConfig
 from ds2cli.decode.lm import load_lm
 from ds2cli.decode.lm_build import build_lm
 from ds2cli.decode.tune import grid, tune
@@ -245,14 +245,14 @@ def test_tuning_picks_the_best_pair_on_a_cached_grid(exp, lm_path):
     # soften the (over-confident) emissions so that alpha and beta matter
     ems = [(e / 3.0).log_softmax(-1).numpy() for e in rec.emissions(waves)]
     refs = [x["text"] for x in r]
-    base = BeamOptions(beam_size=16)
+    base = DecodeConfig(beam_size=16)
     pairs = grid((0.0, 2.0), (-2.0, 2.0), 3)
     seen = []
     result = tune(ems, refs, rec.tokenizer, decoder.scorer, base, pairs, lambda t, b: seen.append((t, b)))
     assert len(result.trials) == len(pairs) == len(seen) == 9
     independent = {}
     for a, b in pairs:
-        opts = BeamOptions(16, a, b)
+        opts = DecodeConfig(16, a, b)
         hyps = [rec.tokenizer.decode(beam_search(e, decoder.scorer, opts)[0].tokens) for e in ems]
         independent[(a, b)] = wer(refs, [" ".join(h.split()) for h in hyps])
     assert {(t.alpha, t.beta): t.wer for t in result.trials} == pytest.approx(independent)

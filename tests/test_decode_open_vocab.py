@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ds2cli.decode.beam import beam_search
-from ds2cli.decode.config import BeamOptions, DecodeConfig, LMConfig
+from ds2cli.decode.config import DecodeConfig, LMConfig
 from ds2cli.decode.lm import load_lm
 from ds2cli.decode.lm_build import build_lm
 from ds2cli.decode.lm_scorer import make_scorer
@@ -43,7 +43,7 @@ def lm(tmp_path_factory):
 
 
 def _best(lp, scorer, alpha=0.8, beta=1.0):
-    return beam_search(lp, scorer, BeamOptions(32, alpha, beta, unk_offset=-10.0))[0]
+    return beam_search(lp, scorer, DecodeConfig(32, alpha, beta, unk_offset=-10.0))[0]
 
 
 def test_unknown_words_are_glued_when_charged_per_word_and_kept_apart_per_character(lm):
@@ -80,5 +80,5 @@ def test_a_prefix_of_a_known_word_pays_its_characters_when_it_ends(lm):
 
 def test_the_default_is_the_word_level_cost_and_a_positive_cost_is_refused():
     assert DecodeConfig().unk_char_offset == 0.0
-    with pytest.raises(ValueError, match="unk_char_offset is a cost"):
+    with pytest.raises(ValueError, match="unk_char_offset must be a number <= 0"):
         DecodeConfig(unk_char_offset=1.0)

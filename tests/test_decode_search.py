@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ds2cli.decode.beam import BeamSearch, GreedySearch, beam_search, greedy_search, prune_log_probs
-from ds2cli.decode.config import BeamOptions, LMConfig
+from ds2cli.decode.config import DecodeConfig, LMConfig
 from ds2cli.decode.lm import load_lm
 from ds2cli.decode.lm_build import build_lm
 from ds2cli.decode.lm_scorer import make_scorer
@@ -80,9 +80,9 @@ def test_beam_search_never_uses_a_pruned_character(en_lm):
     # 0.5 only 'c' is kept, and with top-n 1 only 'c' too; with 'k' more likely the LM cannot help.
     lp = spell(EN, "the kat", {4: {"k": 0.6, "c": 0.39}})
     scorer = make_scorer(EN, en_lm, "word")
-    free = beam_search(lp, scorer, BeamOptions(beam_size=16, alpha=2.0, beta=0.0, cutoff_prob=1.0))
+    free = beam_search(lp, scorer, DecodeConfig(beam_size=16, alpha=2.0, beta=0.0, cutoff_prob=1.0))
     assert EN.decode(free[0].tokens) == "the cat"
-    for opts in (BeamOptions(16, 2.0, 0.0, cutoff_prob=0.5), BeamOptions(16, 2.0, 0.0, cutoff_prob=1.0, cutoff_top_n=1)):
+    for opts in (DecodeConfig(16, 2.0, 0.0, cutoff_prob=0.5), DecodeConfig(16, 2.0, 0.0, cutoff_prob=1.0, cutoff_top_n=1)):
         assert EN.decode(beam_search(lp, scorer, opts)[0].tokens) == "the kat"
 
 
@@ -118,7 +118,7 @@ def test_prefix_probabilities_are_exact_and_best_prefix_found():
 
     for _ in range(8):
         lp = normalised(rng.normal(size=(6, 4)) * 2)
-        hyps = beam_search(lp, scorer, BeamOptions(beam_size=300, alpha=0, beta=0, cutoff_prob=1.0, nbest=5,
+        hyps = beam_search(lp, scorer, DecodeConfig(beam_size=300, alpha=0, beta=0, cutoff_prob=1.0, nbest=5,
                                                        beam_threshold=float("inf")))  # exhaustive
         classes: dict[str, float] = {}
         for n in range(7):
@@ -142,7 +142,7 @@ def _canonical(text: str) -> str:
 # -- LM fusion --------------------------------------------------------------------------------
 def test_lm_score_is_the_kenlm_sentence_score(en_lm):
     text = "the dog sat on the mat"
-    hyp = beam_search(spell(EN, text), make_scorer(EN, en_lm, "word"), BeamOptions(16, 0.5, 1.0))[0]
+    hyp = beam_search(spell(EN, text), make_scorer(EN, en_lm, "word"), DecodeConfig(16, 0.5, 1.0))[0]
     assert EN.decode(hyp.tokens) == text
     assert hyp.lm_score == pytest.approx(en_lm.model.score(text, bos=True, eos=True) * math.log(10), abs=1e-4)
     assert hyp.words == 6
@@ -152,8 +152,8 @@ def test_lm_score_is_the_kenlm_sentence_score(en_lm):
 def test_lm_corrects_an_acoustically_likelier_misspelling(en_lm):
     lp = spell(EN, "the cat sat", {4: {"k": 0.6, "c": 0.39}})
     scorer = make_scorer(EN, en_lm, "word")
-    assert EN.decode(beam_search(lp, scorer, BeamOptions(16, 0.0, 0.0))[0].tokens) == "the kat sat"
-    assert EN.decode(beam_search(lp, scorer, BeamOptions(16, 1.0, 0.0))[0].tokens) == "the cat sat"
+    assert EN.decode(beam_search(lp, scorer, DecodeConfig(16, 0.0, 0.0))[0].tokens) == "the kat sat"
+    assert EN.decode(beam_search(lp, scorer, DecodeConfig(16, 1.0, 0.0))[0].tokens) == "the cat sat"
 
 
 def test_unknown_word_costs_unk_probability_plus_offset(en_lm):
@@ -161,7 +161,7 @@ def test_unknown_word_costs_unk_probability_plus_offset(en_lm):
     by_offset = {}
     for offset in (0.0, -10.0):
         hyp = beam_search(lp, make_scorer(EN, en_lm, "word", unk_offset=offset),
-                          BeamOptions(16, 0.0, 0.0, unk_offset=offset))[0]
+                          DecodeConfig(16, 0.0, 0.0, unk_offset=offset))[0]
         assert EN.decode(hyp.tokens) == "the kat sat"
         by_offset[offset] = hyp.lm_score
     unk = en_lm.model.score("the kat sat", bos=True, eos=True) * math.log(10)  # kenlm maps kat to <unk>
@@ -171,7 +171,7 @@ def test_unknown_word_costs_unk_probability_plus_offset(en_lm):
 
 def test_unfinished_prefix_of_a_known_word_is_unknown_when_it_ends(en_lm):
     lp = spell(EN, "th cat")  # "th" is a prefix of "the" but not a word
-    hyp = beam_search(lp, make_scorer(EN, en_lm, "word", -10.0), BeamOptions(16, 0.0, 0.0, unk_offset=-10.0))[0]
+    hyp = beam_search(lp, make_scorer(EN, en_lm, "word", -10.0), DecodeConfig(16, 0.0, 0.0, unk_offset=-10.0))[0]
     assert EN.decode(hyp.tokens) == "th cat"
     assert hyp.lm_score == pytest.approx(en_lm.model.score("th cat", bos=True, eos=True) * math.log(10) - 10, abs=1e-4)
 
@@ -180,15 +180,15 @@ def test_beta_trades_words_against_acoustics():
     units = [{"": 0.98}, {"a": 0.97}, {" ": 0.45, "": 0.54}, {"b": 0.97}, {"": 0.98}]
     lp = np.stack([frame(EN, u) for u in units])  # an uncertain space between a and b
     scorer = make_scorer(EN, None)
-    few = beam_search(lp, scorer, BeamOptions(8, 0.0, -2.0))[0]
-    many = beam_search(lp, scorer, BeamOptions(8, 0.0, 2.0))[0]
+    few = beam_search(lp, scorer, DecodeConfig(8, 0.0, -2.0))[0]
+    many = beam_search(lp, scorer, DecodeConfig(8, 0.0, 2.0))[0]
     assert EN.decode(few.tokens) == "ab" and few.words == 1
     assert EN.decode(many.tokens) == "a b" and many.words == 2
 
 
 def test_nbest_is_sorted_and_distinct(en_lm):
     lp = spell(EN, "the cat sat", {4: {"k": 0.5, "c": 0.45}, 8: {"s": 0.5, "m": 0.45}})
-    hyps = beam_search(lp, make_scorer(EN, en_lm, "word"), BeamOptions(32, 0.5, 1.0, nbest=4))
+    hyps = beam_search(lp, make_scorer(EN, en_lm, "word"), DecodeConfig(32, 0.5, 1.0, nbest=4))
     assert len(hyps) == 4
     assert len({tuple(h.tokens) for h in hyps}) == 4
     assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
@@ -203,8 +203,8 @@ def test_mandarin_character_lm(tmp_path):
     assert lm.vocab and all(len(w) == 1 for w in lm.vocab)
     lp = spell(tok, "你们很好", {0: {"你": 0.55, "我": 0.44}})
     scorer = make_scorer(tok, lm, "char")
-    assert tok.decode(beam_search(lp, scorer, BeamOptions(16, 0.0, 0.0))[0].tokens) == "你们很好"
-    best = beam_search(lp, scorer, BeamOptions(16, 1.0, 0.0))[0]
+    assert tok.decode(beam_search(lp, scorer, DecodeConfig(16, 0.0, 0.0))[0].tokens) == "你们很好"
+    best = beam_search(lp, scorer, DecodeConfig(16, 1.0, 0.0))[0]
     assert tok.decode(best.tokens) == "我们很好"
     assert best.lm_score == pytest.approx(lm.model.score("我 们 很 好", bos=True, eos=True) * math.log(10), abs=1e-4)
     assert best.words == 4  # beta counts Mandarin characters
@@ -215,7 +215,7 @@ def test_sentencepiece_units_with_word_lm(en_lm):
     text = "the dog ran on the mat"
     ids = tok.encode(text)
     lp = spell(tok, [tok.vocab[i] for i in ids])
-    hyp = beam_search(lp, make_scorer(tok, en_lm, "word"), BeamOptions(16, 0.5, 1.0))[0]
+    hyp = beam_search(lp, make_scorer(tok, en_lm, "word"), DecodeConfig(16, 0.5, 1.0))[0]
     assert tok.decode(hyp.tokens) == text
     assert hyp.words == 6
     assert hyp.lm_score == pytest.approx(en_lm.model.score(text, bos=True, eos=True) * math.log(10), abs=1e-4)
@@ -260,10 +260,10 @@ def test_compiled_token_spans_equal_the_numpy_ones():
 def test_dropping_lm_caches_between_utterances_changes_nothing(en_lm):
     scorer = make_scorer(EN, en_lm, "word")
     lp = spell(EN, "the cat sat", {4: {"k": 0.6, "c": 0.39}})
-    first = beam_search(lp, scorer, BeamOptions(16, 1.0, 0.5, nbest=3))
+    first = beam_search(lp, scorer, DecodeConfig(16, 1.0, 0.5, nbest=3))
     scorer.trim(limit=0)  # as a long decoding job does when the caches grow large
     assert en_lm.n_states == 1
-    again = beam_search(lp, scorer, BeamOptions(16, 1.0, 0.5, nbest=3))
+    again = beam_search(lp, scorer, DecodeConfig(16, 1.0, 0.5, nbest=3))
     assert [(h.tokens, round(h.score, 9)) for h in first] == [(h.tokens, round(h.score, 9)) for h in again]
 
 
@@ -276,7 +276,7 @@ def test_recombination_frees_beam_slots_for_a_better_hypothesis(en_lm):
     scorer = make_scorer(EN, en_lm, "word", unk_offset=-1.0)
 
     def best(beam_size, recombine):
-        opts = BeamOptions(beam_size=beam_size, alpha=1.0, beta=0.0, cutoff_prob=1.0, recombine=recombine)
+        opts = DecodeConfig(beam_size=beam_size, alpha=1.0, beta=0.0, cutoff_prob=1.0, recombine=recombine)
         return beam_search(emissions, scorer, opts)[0]
 
     wide = best(16, False)
@@ -294,7 +294,7 @@ def test_beam_threshold_drops_candidates_far_below_the_best():
     scorer = make_scorer(tok, None)
 
     def texts(threshold):
-        opts = BeamOptions(beam_size=8, alpha=0, beta=0, cutoff_prob=1.0, nbest=8, beam_threshold=threshold)
+        opts = DecodeConfig(beam_size=8, alpha=0, beta=0, cutoff_prob=1.0, nbest=8, beam_threshold=threshold)
         return [tok.decode(h.tokens) for h in beam_search(emissions, scorer, opts)]
 
     assert texts(float("inf"))[:2] == ["a", "b"]  # log(0.6 / 0.4) = 0.41 apart
@@ -358,7 +358,7 @@ def _summary(hyps) -> list:
 def test_chunked_search_equals_one_shot(en_lm, with_lm, compiled):
     rng = np.random.default_rng(1)
     scorer = make_scorer(EN, en_lm if with_lm else None, "word")
-    opts = BeamOptions(beam_size=12, alpha=0.8, beta=1.0, nbest=4)
+    opts = DecodeConfig(beam_size=12, alpha=0.8, beta=1.0, nbest=4)
     for seed, text in enumerate(["the cat sat on the mat", "a dog ran on the log"]):
         lp = noisy(EN, text, seed)
         whole = beam_search(lp, scorer, opts)
@@ -386,7 +386,7 @@ def test_partial_result_is_a_prefix_the_search_keeps(en_lm):
     at the end it is the text (before </s> is scored)."""
     text = "the dog sat on the mat"
     lp = spell(EN, text)
-    search = BeamSearch(make_scorer(EN, en_lm, "word"), BeamOptions(16, 0.5, 1.0))
+    search = BeamSearch(make_scorer(EN, en_lm, "word"), DecodeConfig(16, 0.5, 1.0))
     for at in range(0, len(lp), 5):
         search.advance(lp[at: at + 5])
         assert text.startswith(EN.decode(search.best().tokens))
@@ -398,11 +398,11 @@ def test_partial_result_is_a_prefix_the_search_keeps(en_lm):
 
 
 def test_empty_stream_and_empty_chunks(en_lm):
-    search = BeamSearch(make_scorer(EN, en_lm, "word"), BeamOptions(8))
+    search = BeamSearch(make_scorer(EN, en_lm, "word"), DecodeConfig(8))
     assert search.best().tokens == [] and search.frames == 0
     assert search.finish()[0].tokens == []
     search.advance(np.zeros((0, len(EN))))
-    assert search.finish()[0].tokens == beam_search(np.zeros((0, len(EN))), search.scorer, BeamOptions(8))[0].tokens
+    assert search.finish()[0].tokens == beam_search(np.zeros((0, len(EN))), search.scorer, DecodeConfig(8))[0].tokens
     with pytest.raises(ValueError, match="tokens per frame"):
         search.advance(np.zeros((2, len(EN) + 1)))
 
@@ -435,7 +435,7 @@ def test_compiled_core_equals_the_numpy_loop(en_lm, with_lm):
     long = np.concatenate([noisy(EN, "the dog sat on the mat and the cat ran on the log", s, 2.0) for s in range(4)])
     most = 0
     for width, cutoff in [(1, 0.99), (5, 0.99), (40, 0.99), (40, 1.0), (200, 0.999)]:
-        opts = BeamOptions(beam_size=width, alpha=0.7, beta=0.5, cutoff_prob=cutoff, nbest=5, unk_offset=-3.0)
+        opts = DecodeConfig(beam_size=width, alpha=0.7, beta=0.5, cutoff_prob=cutoff, nbest=5, unk_offset=-3.0)
         for lp in (long, noisy(EN, "a cat sat", 7, 3.0)):
             scorer.trim(limit=0)  # fresh LM caches: the compiled core meets missing word scores
             one, two = BeamSearch(scorer, opts, compiled=True), BeamSearch(scorer, opts, compiled=False)
@@ -502,9 +502,9 @@ def test_compiled_partial_results_equal_the_numpy_loop(en_lm):
 
 def test_sentencepiece_and_char_lm_searches_take_the_numpy_loop(en_lm):
     tok = BpeTokenizer.train(CORPUS * 4, vocab_size=30)
-    assert not BeamSearch(make_scorer(tok, en_lm, "word"), BeamOptions(8)).compiled
-    assert BeamSearch(make_scorer(EN, en_lm, "word"), BeamOptions(8)).compiled or not _has_numba()
-    assert not BeamSearch(make_scorer(EN, en_lm, "word"), BeamOptions(8), compiled=False).compiled
+    assert not BeamSearch(make_scorer(tok, en_lm, "word"), DecodeConfig(8)).compiled
+    assert BeamSearch(make_scorer(EN, en_lm, "word"), DecodeConfig(8)).compiled or not _has_numba()
+    assert not BeamSearch(make_scorer(EN, en_lm, "word"), DecodeConfig(8), compiled=False).compiled
 
 
 def _has_numba() -> bool:

@@ -6,6 +6,7 @@ import json
 import click
 
 from ds2cli.cli.common import echo_json, json_option, quiet_option, user_errors
+from ds2cli.decode.config import default_help, options_from
 
 
 def _range(text: str) -> tuple[float, float]:
@@ -32,23 +33,23 @@ def _range(text: str) -> tuple[float, float]:
 @click.option("--lm-level", type=click.Choice(["word", "char"]),
               help="Word or character LM  [default: detected from the LM and the model]")
 @click.option("--method", type=click.Choice(["auto", "greedy", "beam"]),
-              help="Search  [default: beam when there is an LM, else greedy]")
-@click.option("--beam-size", type=click.IntRange(1), help="Prefixes kept per frame  [default: 100]")
-@click.option("--alpha", type=float, help="LM weight  [default: tuned, else the recipe's]")
-@click.option("--beta", type=float, help="Word insertion bonus  [default: tuned, else the recipe's]")
+              help="Search  [default: the recipe's, else beam when there is an LM, else greedy]")
+@click.option("--beam-size", type=click.IntRange(1), help=f"Prefixes kept per frame  {default_help('beam_size')}")
+@click.option("--alpha", type=float, help=f"LM weight  {default_help('alpha', tuned=True)}")
+@click.option("--beta", type=float, help=f"Word insertion bonus  {default_help('beta', tuned=True)}")
 @click.option("--cutoff-prob", type=click.FloatRange(0, 1, min_open=True),
-              help="Character pruning: keep tokens up to this cumulative probability  [default: 0.99]")
-@click.option("--cutoff-top-n", type=click.IntRange(1), help="... and at most this many per frame  [default: 40]")
-@click.option("--unk-offset", type=click.FloatRange(max=0), help="Extra log cost of an unknown word  [default: -10]")
-@click.option("--nbest", type=click.IntRange(1), help="Hypotheses to output per utterance  [default: 1]")
+              help=f"Character pruning: keep tokens up to this cumulative probability  {default_help('cutoff_prob')}")
+@click.option("--cutoff-top-n", type=click.IntRange(1), help=f"... and at most this many per frame  {default_help('cutoff_top_n')}")
+@click.option("--unk-offset", type=click.FloatRange(max=0), help=f"Extra log cost of an unknown word  {default_help('unk_offset')}")
+@click.option("--nbest", type=click.IntRange(1), help=f"Hypotheses to output per utterance  {default_help('nbest')}")
 @click.option("--beam-threshold", type=click.FloatRange(0, min_open=True),
-              help="Drop candidates this far (natural log) below the frame's best  [default: 10]")
+              help=f"Drop candidates this far (natural log) below the frame's best  {default_help('beam_threshold')}")
 @click.option("--recombine/--no-recombine", default=None,
               help="Keep only the best of prefixes with the same LM context, unfinished word and last "
-                   "token (frees beam slots)  [default: on]")
-@click.option("--batch-size", type=click.IntRange(1), help="Utterances per network batch  [default: 16]")
+                   f"token (frees beam slots)  {default_help('recombine')}")
+@click.option("--batch-size", type=click.IntRange(1), help=f"Utterances per network batch  {default_help('batch_size')}")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ...")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Inference precision  [default: fp32]")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help=f"Inference precision  {default_help('precision')}")
 @click.option("--threads", type=click.IntRange(1), help="CPU threads  [default: torch's, one per core]")
 @click.option("--tune", is_flag=True, help="Search alpha and beta on --manifest (a dev set) and save the best.")
 @click.option("--search", type=click.Choice(["grid", "random"]), default="grid", show_default=True,
@@ -93,10 +94,7 @@ def decode(files, manifest, out, checkpoint, recipe, overrides, exp_dir, lm, no_
         raise click.UsageError("give audio FILES or --manifest, not both")
     if tune and not manifest:
         raise click.UsageError("--tune needs --manifest (a development set with transcripts)")
-    options = {"method": method, "beam_size": beam_size, "alpha": alpha, "beta": beta,
-               "cutoff_prob": cutoff_prob, "cutoff_top_n": cutoff_top_n, "unk_offset": unk_offset,
-               "nbest": nbest, "beam_threshold": beam_threshold, "recombine": recombine,
-               "batch_size": batch_size, "precision": precision}
+    options = options_from(click.get_current_context().params)  # the DecodeConfig fields given
     decoder = load_decoder(checkpoint, recipe=recipe, overrides=list(overrides), exp_dir=exp_dir, lm=lm,
                            no_lm=no_lm, lm_level=lm_level, device=device, options=options)
     if tune:
@@ -141,7 +139,7 @@ def _print_files(decoder, done, as_json: bool, many: bool) -> None:
 def _tune(decoder, manifest, search, alpha_range, beta_range, points, seed, quiet, as_json) -> None:
     from pathlib import Path
 
-    from ds2cli.decode.decoder import PARAMS_FILE
+    from ds2cli.decode.decoder import PARAMS_FILE, relative_to_experiment
     from ds2cli.decode.tune import cached_emissions, grid, tune
     from ds2cli.fileio import write_json
 
@@ -162,8 +160,8 @@ def _tune(decoder, manifest, search, alpha_range, beta_range, points, seed, quie
             click.echo(f"alpha {trial.alpha:6.3f}  beta {trial.beta:6.3f}  {unit} {100 * trial.wer:6.2f}%"
                        f"   best {100 * best.wer:.2f}% (alpha {best.alpha:.3f}, beta {best.beta:.3f}){mark}")
 
-    result = tune(ems, refs, decoder.tokenizer, decoder.scorer, decoder.config.beam_options(), pairs, report)
-    params = {"alpha": result.alpha, "beta": result.beta, "lm": str(decoder.lm.path.resolve()),
+    result = tune(ems, refs, decoder.tokenizer, decoder.scorer, decoder.config, pairs, report)
+    params = {"alpha": result.alpha, "beta": result.beta, "lm": relative_to_experiment(exp_dir, decoder.lm.path),
               "wer": result.wer, "greedy_wer": result.greedy_wer, "oracle_wer": result.oracle_wer,
               "beam_size": decoder.config.beam_size, "manifest": str(manifest),
               "checkpoint": decoder.meta["checkpoint"], "utterances": len(ems), "trials": len(result.trials)}

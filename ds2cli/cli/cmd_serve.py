@@ -51,7 +51,8 @@ def search_options(func):
 @click.option("--search-threads", type=click.IntRange(1), default=2, show_default=True,
               help="Threads for the per-stream searches.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ...")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="Inference precision  [default: fp32]")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]),
+              help="Inference precision  [default: the recipe's, else fp32]")
 @click.option("--threads", type=click.IntRange(1), help="CPU threads of the network  [default: torch's]")
 @user_errors
 def serve(checkpoint, recipe, overrides, exp_dir, lm, no_lm, lm_level, method, beam_size, alpha, beta,
@@ -76,9 +77,9 @@ def serve(checkpoint, recipe, overrides, exp_dir, lm, no_lm, lm_level, method, b
         import torch
 
         torch.set_num_threads(threads)
-    options = {"method": method, "beam_size": beam_size, "alpha": alpha, "beta": beta, "cutoff_prob": cutoff_prob,
-               "cutoff_top_n": cutoff_top_n, "unk_offset": unk_offset, "beam_threshold": beam_threshold,
-               "recombine": recombine, "precision": precision}
+    from ds2cli.decode.config import options_from
+
+    options = options_from(click.get_current_context().params)  # the DecodeConfig fields given
     endpoint = EndpointConfig(silence_after_speech_ms=endpoint_silence_ms, max_segment_s=max_segment_seconds)
     service = load_service(checkpoint, endpoint=endpoint, recipe=recipe, overrides=list(overrides),
                            exp_dir=exp_dir, lm=lm, no_lm=no_lm, lm_level=lm_level, device=device, options=options)

@@ -13,8 +13,6 @@ from ds2cli.cli.cmd_decode import decode as _decode
 SHARED_OPTIONS = ("checkpoint", "recipe", "overrides", "exp_dir", "lm", "no_lm", "lm_level", "method", "beam_size",
                   "alpha", "beta", "cutoff_prob", "cutoff_top_n", "unk_offset", "beam_threshold", "recombine",
                   "device", "precision", "threads")
-SEARCH_OPTIONS = ("method", "beam_size", "alpha", "beta", "cutoff_prob", "cutoff_top_n", "unk_offset",
-                  "beam_threshold", "recombine", "precision")
 
 
 @click.command(short_help="Recognise audio files chunk by chunk with a streaming (forward-only) model.")
@@ -69,7 +67,9 @@ def _local_source(shared: dict, endpoint):
         import torch
 
         torch.set_num_threads(shared["threads"])
-    options = {k: shared[k] for k in SEARCH_OPTIONS}
+    from ds2cli.decode.config import options_from
+
+    options = options_from(shared)  # the DecodeConfig fields given
     setup = load_stream(shared["checkpoint"], endpoint=endpoint, recipe=shared["recipe"],
                         overrides=list(shared["overrides"]), exp_dir=shared["exp_dir"], lm=shared["lm"],
                         no_lm=shared["no_lm"], lm_level=shared["lm_level"], device=shared["device"],

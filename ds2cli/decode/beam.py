@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ds2cli.decode import fast
-from ds2cli.decode.config import BeamOptions
+from ds2cli.decode.config import DecodeConfig
 from ds2cli.decode.lm_scorer import ROOT, Scorer
 
 NEG_INF = -np.inf
@@ -175,7 +175,7 @@ class BeamSearch:
     of the stream. The scorer's caches are trimmed when the search starts (`trim=False` where
     other searches share the scorer and are still running: trimming invalidates their states)."""
 
-    def __init__(self, scorer: Scorer, opts: BeamOptions = BeamOptions(), trim: bool = True,
+    def __init__(self, scorer: Scorer, opts: DecodeConfig = DecodeConfig(), trim: bool = True,
                  compiled: bool | None = None):
         if trim:
             scorer.trim()
@@ -304,7 +304,7 @@ class BeamSearch:
         return _finish(nodes, self.scorer, self.beams, self.pb, self.pnb, self.opts)
 
 
-def beam_search(log_probs: np.ndarray, scorer: Scorer, opts: BeamOptions = BeamOptions(),
+def beam_search(log_probs: np.ndarray, scorer: Scorer, opts: DecodeConfig = DecodeConfig(),
                 pruned: tuple | None = None) -> list[Hypothesis]:
     """CTC prefix beam search with LM shallow fusion and character pruning, on a whole utterance.
 
@@ -386,7 +386,7 @@ def _new_children(nodes: _Nodes, scorer: Scorer, parents: np.ndarray, tokens: np
     return idx
 
 
-def _finish(nodes: _Nodes, scorer: Scorer, beams, pb, pnb, opts: BeamOptions) -> list[Hypothesis]:
+def _finish(nodes: _Nodes, scorer: Scorer, beams, pb, pnb, opts: DecodeConfig) -> list[Hypothesis]:
     """Finish unfinished words, add </s>, and return the n best."""
     total = np.logaddexp(pb, pnb)
     end_lm, end_nw = scorer.final(nodes.state[beams], nodes.trie[beams], nodes.comp[beams])

@@ -1,14 +1,12 @@
-"""The [lm] and [decode] sections of a recipe, and the options of one beam search."""
+"""The [lm] and [decode] sections of a recipe; [decode] is also what one beam search takes."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from ds2cli.validation import check_fields
 
 MAX_ORDER = 6  # KenLM's build_binary and query code are compiled for at most 6-grams
 
-BEAM_RANGES = {"beam_size": ">= 1", "alpha": ">= 0", "cutoff_prob": "(0, 1]", "cutoff_top_n": ">= 1",
-               "unk_offset": "<= 0", "nbest": ">= 1", "beam_threshold": "> 0 or inf"}
 
 
 @dataclass
@@ -39,24 +37,27 @@ class LMConfig:
             raise ValueError("top_k must be >= 0")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DecodeConfig:
-    """[decode]: the decoder and its parameters. Tuned values (decode_params.json) override
-    alpha and beta; command-line options override everything."""
+    """[decode]: the one set of decoding options, from the recipe to the search (the prefix beam
+    search maximises log p_ctc + alpha log p_lm + beta word_count). The defaults here are the
+    only ones: a recipe's [decode] section overrides them, tuned values (decode_params.json)
+    override alpha and beta, command-line options override everything. The first fields are the
+    beam search's, in the order positional arguments take them."""
 
-    method: str = "auto"  # "greedy", "beam", or "auto" (beam when an LM is available)
     beam_size: int = 100
     alpha: float = 0.8  # LM weight
     beta: float = 1.0  # word insertion bonus
     cutoff_prob: float = 0.99  # DS2 character pruning: cumulative probability kept per frame
     cutoff_top_n: int = 40  # ... and at most this many characters per frame
     unk_offset: float = -10.0  # extra natural-log LM cost of an out-of-vocabulary word
-    # < 0: an out-of-vocabulary word costs this per character instead (no <unk> probability,
-    # no unk_offset), so gluing unknown words together never pays (see decode/scorer.py)
-    unk_char_offset: float = 0.0
     nbest: int = 1
-    recombine: bool = True  # keep only the best of prefixes whose futures score alike
+    recombine: bool = True  # keep only the best of prefixes whose futures score alike (see beam.py)
     beam_threshold: float = 10.0  # drop candidates this far (natural log) below the frame's best
+    method: str = "auto"  # "greedy", "beam", or "auto" (beam when an LM is available)
+    # < 0: an out-of-vocabulary word costs this per character instead (no <unk> probability,
+    # no unk_offset), so gluing unknown words together never pays (see decode/lm_scorer.py)
+    unk_char_offset: float = 0.0
     batch_size: int = 16  # utterances per network batch
     precision: str = "fp32"  # "fp32", "bf16", "fp16" (GPU only)
     # quiet added at each end of an utterance (at least half the convolutions' receptive field;
@@ -65,50 +66,28 @@ class DecodeConfig:
     edge_pad_ms: float = 0.0
 
     def __post_init__(self):
-        check_fields(self, {**BEAM_RANGES, "batch_size": ">= 1", "edge_pad_ms": ">= 0"})
+        check_fields(self, {"beam_size": ">= 1", "alpha": ">= 0", "cutoff_prob": "(0, 1]", "cutoff_top_n": ">= 1",
+                            "unk_offset": "<= 0", "nbest": ">= 1", "beam_threshold": "> 0 or inf",
+                            "unk_char_offset": "<= 0", "batch_size": ">= 1", "edge_pad_ms": ">= 0"})
         if self.method not in ("auto", "greedy", "beam"):
             raise ValueError(f"method must be 'auto', 'greedy' or 'beam', not {self.method!r}")
-        self.beam_options()  # validates
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
-        if self.unk_char_offset > 0:
-            raise ValueError("unk_char_offset is a cost: it must be <= 0")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be fp32, bf16 or fp16, not {self.precision!r}")
-
-    def beam_options(self) -> "BeamOptions":
-        return BeamOptions(self.beam_size, self.alpha, self.beta, self.cutoff_prob, self.cutoff_top_n,
-                           self.unk_offset, self.nbest, self.recombine, self.beam_threshold)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class BeamOptions:
-    """One prefix beam search: maximise log p_ctc + alpha log p_lm + beta word_count."""
+OPTION_NAMES = tuple(f.name for f in fields(DecodeConfig))
 
-    beam_size: int = 100
-    alpha: float = 0.8
-    beta: float = 1.0
-    cutoff_prob: float = 0.99
-    cutoff_top_n: int = 40
-    unk_offset: float = -10.0
-    nbest: int = 1
-    recombine: bool = True  # keep one of the prefixes whose futures score alike (see beam.py)
-    beam_threshold: float = 10.0  # drop candidates this far (natural log) below the frame's best
 
-    def __post_init__(self):
-        check_fields(self, BEAM_RANGES)
-        if self.beam_size < 1:
-            raise ValueError("beam_size must be >= 1")
-        if not 0.0 < self.cutoff_prob <= 1.0:
-            raise ValueError("cutoff_prob must be in (0, 1]")
-        if self.cutoff_top_n < 1:
-            raise ValueError("cutoff_top_n must be >= 1")
-        if self.nbest < 1:
-            raise ValueError("nbest must be >= 1")
-        if not self.beam_threshold > 0:
-            raise ValueError("beam_threshold must be > 0")
-        if self.unk_offset > 0:
-            raise ValueError("unk_offset is a cost: it must be <= 0")
+def options_from(params: dict) -> dict:
+    """The DecodeConfig values among a command's parameters (None: not given)."""
+    return {k: v for k, v in params.items() if k in OPTION_NAMES and v is not None}
+
+
+def default_help(name: str, tuned: bool = False) -> str:
+    """What `--help` says of a decoding option's default: where it comes from."""
+    value = next(f.default for f in fields(DecodeConfig) if f.name == name)
+    shown = {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+    return f"[default: {'tuned, else ' if tuned else ''}the recipe's, else {shown}]"

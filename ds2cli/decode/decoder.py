@@ -21,7 +21,7 @@ from ds2cli.decode.lm import KenLM, check_fit, detect_level, load_lm
 from ds2cli.decode.lm_scorer import Scorer, make_scorer
 from ds2cli.decode.timing import token_spans
 from ds2cli.errors import AudioError, DS2Error
-from ds2cli.text import WORD_MARK, normalize
+from ds2cli.text import WORD_MARK
 
 PARAMS_FILE = "decode_params.json"
 
@@ -48,6 +48,13 @@ def experiment_dir_of(checkpoint) -> Path:
     return path.parent.parent if path.parent.name == "checkpoints" else path.parent
 
 
+def relative_to_experiment(exp_dir, path) -> str:
+    """`path` as stored in the experiment's files: relative to exp_dir when inside it (so a moved
+    or copied experiment still finds it), else absolute."""
+    path, exp_dir = Path(path).resolve(), Path(exp_dir).resolve()
+    return str(path.relative_to(exp_dir)) if path.is_relative_to(exp_dir) else str(path)
+
+
 def read_tuned(exp_dir, lm_path) -> dict:
     """Tuned alpha/beta for this LM from exp_dir/decode_params.json, or {}."""
     p = Path(exp_dir) / PARAMS_FILE
@@ -57,8 +64,10 @@ def read_tuned(exp_dir, lm_path) -> dict:
         tuned = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise DS2Error(f"{p}: not valid JSON; delete it or tune again") from None
-    want = str(Path(lm_path).resolve()) if lm_path else None
-    return tuned if isinstance(tuned, dict) and tuned.get("lm") == want else {}
+    if not isinstance(tuned, dict) or not isinstance(tuned.get("lm"), str) or lm_path is None:
+        return {}
+    stored = Path(exp_dir) / tuned["lm"]  # a relative path is the experiment's own
+    return tuned if stored.resolve() == Path(lm_path).resolve() else {}
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -133,7 +142,7 @@ class Decoder:
         """log_probs (T, V) -> hypotheses, best first."""
         if self.method == "greedy":
             return [greedy_search(log_probs)]
-        return beam_search(log_probs, self.scorer, self.config.beam_options())
+        return beam_search(log_probs, self.scorer, self.config)
 
     def transcripts(self, ids: list[str], emissions: list, durations: list[float],
                     with_greedy: bool = False, lead_seconds: float = 0.0) -> list[Transcript]:
@@ -281,23 +290,26 @@ class ManifestReport:
     wer: float | None = None  # of the chosen decoder, when the manifest has references
     greedy_wer: float | None = None
     cer: float | None = None
+    unscored: int = 0  # references without a transcript (skipped rows), scored as empty
 
     @property
     def audio_seconds(self) -> float:
         return sum(t.duration for t in self.transcripts)
 
     def score(self, rows: list[dict]) -> None:
-        from ds2cli.metrics import score_pairs
+        """WER/CER as `ds2cli score MANIFEST OUT` gives them (the same scorer): a skipped row
+        counts as an empty hypothesis."""
+        from ds2cli.metrics import score_texts
 
-        refs = {r["id"]: normalize(r["text"], self.language) for r in rows if r.get("text") is not None}
-        pairs = [(t.id, refs[t.id], t.text) for t in self.transcripts if t.id in refs]
-        if not pairs or len(pairs) < len(self.transcripts):
+        refs = {r["id"]: r["text"] for r in rows if isinstance(r.get("text"), str)}
+        if not refs or len(refs) < len(rows):
             return
-        s = score_pairs(pairs, self.language)
-        self.wer, self.cer = s.wer.rate, s.cer.rate
-        greedy = [(t.id, refs[t.id], t.greedy) for t in self.transcripts if t.greedy is not None]
-        if len(greedy) == len(pairs):
-            self.greedy_wer = score_pairs(greedy, self.language).wer.rate
+        report = score_texts(refs, {t.id: t.text for t in self.transcripts})
+        self.language = report.language
+        self.wer, self.cer = report.score.wer.rate, report.score.cer.rate
+        self.unscored = len(report.missing_hypotheses)
+        if all(t.greedy is not None for t in self.transcripts):
+            self.greedy_wer = score_texts(refs, {t.id: t.greedy for t in self.transcripts}).score.wer.rate
 
     def summary(self) -> str:
         rtf = self.seconds / self.audio_seconds if self.audio_seconds else 0.0
@@ -310,6 +322,8 @@ class ManifestReport:
             line += f"; {unit} {100 * self.wer:.2f}%"
             if self.greedy_wer is not None:
                 line += f" (greedy {100 * self.greedy_wer:.2f}%)"
+            if self.unscored:
+                line += f", the {self.unscored} skipped row(s) scored as empty"
         return line
 
     def as_dict(self) -> dict:
@@ -346,8 +360,10 @@ def _recognizer(ckpt: dict, path, device: str, precision: str):
 
 
 def _find_lm(spec: dict, exp_dir: Path, language: str, lm: str | None, no_lm: bool, lm_level: str | None,
-             build: bool) -> KenLM | None:
-    """--lm, else the recipe's LM (built from exp_dir/lm_text.txt if absent), else none."""
+             build: bool, method: str) -> KenLM | None:
+    """--lm, else the experiment's LM (exp_dir/lm/lm.bin, built from exp_dir/lm_text.txt if
+    absent), else none. When the recipe (or the checkpoint's) has an [lm] section and the search
+    would use it, a missing LM is an error: the method never changes without saying so."""
     from ds2cli.recipe import section
 
     if no_lm:
@@ -362,7 +378,24 @@ def _find_lm(spec: dict, exp_dir: Path, language: str, lm: str | None, no_lm: bo
         from ds2cli.decode.lm_build import recipe_lm
 
         built = Path(recipe_lm(exp_dir, lm_cfg, language=language).binary)
-    return load_lm(built, lm_level) if built.is_file() else None
+    if built.is_file():
+        return load_lm(built, lm_level)
+    if spec.get("lm") and method != "greedy":
+        raise DS2Error(f"{built}: the language model of recipe {spec.get('name', '?')} is missing (and "
+                       f"{exp_dir / 'lm_text.txt'} to build it); give --exp-dir (the experiment), "
+                       "--lm FILE, or --no-lm to decode without one")
+    return None
+
+
+def _stored_recipe(ckpt: dict, checkpoint, overrides) -> dict:
+    from ds2cli.recipe import apply_overrides, check_sections
+
+    spec = dict(ckpt.get("recipe") or {})
+    spec.setdefault("_path", f"{checkpoint} (its recipe)")
+    if overrides:
+        spec = apply_overrides(spec, list(overrides))
+        check_sections(spec, "--set")
+    return spec
 
 
 def load_decoder(checkpoint=None, *, recipe: str | None = None, overrides: list[str] = (),
@@ -383,16 +416,18 @@ def load_decoder(checkpoint=None, *, recipe: str | None = None, overrides: list[
             raise DS2Error(f"{checkpoint}: no such checkpoint; train the recipe first or pass --checkpoint")
     exp_dir = Path(exp_dir) if exp_dir else experiment_dir_of(checkpoint)
     ckpt = load_checkpoint(checkpoint)
-    spec = spec or ckpt.get("recipe") or {}
+    if spec is None:  # the recipe the checkpoint was trained with, --set applied as to any recipe
+        spec = _stored_recipe(ckpt, checkpoint, overrides)
     config = section(spec, "decode", DecodeConfig) if spec.get("decode") else DecodeConfig()
     origin = "recipe" if {"alpha", "beta"} & set(spec.get("decode", {})) else "default"
     language = ckpt.get("tokenizer", {}).get("language", "en")
-    lm_obj = _find_lm(spec, exp_dir, language, lm, no_lm, lm_level, build_lm)
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    lm_obj = _find_lm(spec, exp_dir, language, lm, no_lm, lm_level, build_lm,
+                      options.get("method") or config.method)
     tuned = read_tuned(exp_dir, lm_obj.path if lm_obj else None)
     if {"alpha", "beta"} & set(tuned):
         config = dataclasses.replace(config, **{k: float(tuned[k]) for k in ("alpha", "beta") if k in tuned})
         origin = f"tuned ({exp_dir / PARAMS_FILE})"
-    options = {k: v for k, v in (options or {}).items() if v is not None}
     try:
         config = dataclasses.replace(config, **options)
     except (TypeError, ValueError) as err:

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from ds2cli.decode.beam import beam_search, greedy_search, prune_log_probs
-from ds2cli.decode.config import BeamOptions
+from ds2cli.decode.config import DecodeConfig
 from ds2cli.decode.lm_scorer import Scorer
 from ds2cli.metrics import score_pairs
 
@@ -62,7 +62,7 @@ def _wer(refs: list[str], hyps: list[str], language: str) -> float:
     return score_pairs([(str(i), r, h) for i, (r, h) in enumerate(zip(refs, hyps))], language).wer.rate
 
 
-def tune(emissions: list[np.ndarray], refs: list[str], tokenizer, scorer: Scorer, base: BeamOptions,
+def tune(emissions: list[np.ndarray], refs: list[str], tokenizer, scorer: Scorer, base: DecodeConfig,
          pairs: list[tuple[float, float]], on_trial: Callable[[Trial, Trial], None] | None = None) -> TuneResult:
     """Search `pairs` of (alpha, beta) on cached emissions (each (T, V) log-probs) with normalised
     references. `on_trial(trial, best_so_far)` is called after each pair. Ties keep the first pair tried."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ds2cli.decode.beam import BeamSearch, GreedySearch
-from ds2cli.decode.config import BeamOptions
+from ds2cli.decode.config import DecodeConfig
 from ds2cli.decode.lm_scorer import Scorer
 
 
@@ -13,7 +13,7 @@ from ds2cli.decode.lm_scorer import Scorer
 class SearchConfig:
     method: str = "greedy"  # "greedy" or "beam"
     scorer: Scorer | None = None  # the beam search's LM scorer (one may serve many streams)
-    options: BeamOptions = field(default_factory=BeamOptions)
+    options: DecodeConfig = field(default_factory=DecodeConfig)
 
     def __post_init__(self):
         if self.method not in ("greedy", "beam"):
@@ -25,7 +25,7 @@ class SearchConfig:
     def from_decoder(cls, decoder) -> "SearchConfig":
         """The search a ds2cli.decode Decoder runs (method, LM scorer, tuned alpha/beta, pruning)."""
         return cls(decoder.method, decoder.scorer if decoder.method == "beam" else None,
-                   decoder.config.beam_options())
+                   decoder.config)
 
     def new_search(self):
         """A fresh search (GreedySearch or BeamSearch: advance(log_probs), best(), finish()).
