@@ -485,7 +485,7 @@ def test_compiled_partial_results_equal_the_numpy_loop(en_lm):
     if not fast.available():
         pytest.skip("numba is not installed")
     scorer = make_scorer(EN, en_lm, "word")
-    opts = BeamOptions(beam_size=16, alpha=0.7, beta=0.5)
+    opts = DecodeConfig(beam_size=16, alpha=0.7, beta=0.5)
     lp = np.concatenate([noisy(EN, "the dog sat on the mat", s, 2.0) for s in range(2)])
     one, two = BeamSearch(scorer, opts, compiled=True), BeamSearch(scorer, opts, compiled=False)
     assert one.best() == two.best()  # nothing yet
