@@ -320,7 +320,7 @@ def markdown(res: dict) -> str:
             versus = f"{row['objective_higher']} / {row['objective_lower']}" if "objective_higher" in row else "-"
             spread = row.get("rounds_seconds", [row["seconds"]])
             lines.append(f"| {row['decoder']} | {row['beam']} | {100 * row['wer']:.2f} | {row['seconds']:.2f} "
-                         f"({min(spread):.2f}-{max(spread):.2f}) | {row['rtf']:.4f} | "
+                         f"({min(spread):.2f}-{max(spread):.2f}) | {row['rtf']:.5f} | "
                          f"{ref['seconds'] / row['seconds']:.1f}x | {versus} |")
         for t in res.get("targets", []):
             met = t["met"]
