@@ -320,7 +320,7 @@ def markdown(res: dict) -> str:
             versus = f"{row['objective_higher']} / {row['objective_lower']}" if "objective_higher" in row else "-"
             spread = row.get("rounds_seconds", [row["seconds"]])
             lines.append(f"| {row['decoder']} | {row['beam']} | {100 * row['wer']:.2f} | {row['seconds']:.2f} "
-                         f"({min(spread):.2f}-{max(spread):.2f}) | {row['rtf']:.4f} | "
+                         f"({min(spread):.2f}-{max(spread):.2f}) | {row['rtf']:.5f} | "
                          f"{ref['seconds'] / row['seconds']:.1f}x | {versus} |")
         for t in res.get("targets", []):
             met = t["met"]
@@ -411,20 +411,27 @@ def _shown_command(argv: list[str], exp_root: Path | None) -> str:
 SECTIONS = ("decode_tiny_stream.json", "decode_arctic.json", "decode_digits.json")
 
 
-def write_md(results: Path = RESULTS) -> Path:
-    """decode.md: a section per model's decode_*.json (the demo's model, ARCTIC, digits, then
-    any other), then decode_split's."""
+def model_files(results: Path = RESULTS) -> list[Path]:
+    """The per-model results: the demo's model, ARCTIC, digits, then any other decode_*.json with a comparison."""
     files = [results / n for n in SECTIONS if (results / n).is_file()]
-    files += sorted(f for f in results.glob("decode_*.json") if f not in files and f.name != "decode_split.json"
-                    and "compare" in json.loads(f.read_text()))
-    parts = ["# Decoding\n"] + [markdown(json.loads(f.read_text())) for f in files]
+    return files + sorted(f for f in results.glob("decode_*.json") if f not in files and f.name != "decode_split.json"
+                          and "compare" in json.loads(f.read_text()))
+
+
+def md_text(results: Path = RESULTS) -> str:
+    """decode.md: a section per model's decode_*.json, then decode_split's."""
+    parts = ["# Decoding\n"] + [markdown(json.loads(f.read_text())) for f in model_files(results)]
     split = results / "decode_split.json"
     if split.is_file():
         from benchmarks.decode_split import markdown as split_md
 
         parts.append(split_md(json.loads(split.read_text())))
+    return "\n".join(parts)
+
+
+def write_md(results: Path = RESULTS) -> Path:
     out = results / "decode.md"
-    out.write_text("\n".join(parts))
+    out.write_text(md_text(results))
     return out
 
 

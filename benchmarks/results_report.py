@@ -139,12 +139,16 @@ def training_section() -> list[str]:
 
 def decoding_section() -> list[str]:
     lines = ["## Decoding", ""]
-    d = load("decode.json")
-    if d:
-        from benchmarks.decode_compare import markdown
+    from benchmarks.decode_compare import md_text, model_files
 
-        lines += source("decode.json", d, "python -m benchmarks.decode_compare")
-        lines += demoted(markdown(d)) + [""]
+    for f in model_files(RESULTS):
+        d = load(f.name)
+        lines += source(f.name, {**d, "command": None}, "python -m benchmarks.decode_compare " + d.get("command", ""))
+    split = load("decode_split.json")
+    if split:
+        lines += source("decode_split.json", {**split, "command": None},
+                        "python -m benchmarks.decode_split " + split.get("command", ""))
+    lines += demoted(md_text(RESULTS)) + [""]
     b = load("decode_bf16_tiny.json")
     if b:
         q = b["precision"]
