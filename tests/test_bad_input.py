@@ -767,3 +767,9 @@ def test_a_read_only_folder_needs_no_lock_to_be_read(tmp_path):
             subprocess.run(["umount", str(tmp_path / "lm")], check=False)
         else:
             (tmp_path / "lm").chmod(0o700)
+
+
+def test_a_command_that_fails_before_writing_leaves_no_folder(tmp_path):
+    result = run_cli(["lm", "build", tmp_path / "no-such.txt", "--out", tmp_path / "lm"])
+    assert_one_line_error(result, "no-such.txt")
+    assert not (tmp_path / "lm").exists()
