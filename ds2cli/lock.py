@@ -42,6 +42,7 @@ def folder_lock(folder, command: str) -> Iterator[Path]:
         yield folder
         return
     path = folder / LOCK_NAME
+    created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
@@ -64,6 +65,11 @@ def folder_lock(folder, command: str) -> Iterator[Path]:
             yield folder
         finally:
             del _held[key]
+            if created:  # a run that failed before writing anything leaves no empty folder
+                with contextlib.suppress(OSError):
+                    if [p.name for p in folder.iterdir()] == [LOCK_NAME]:
+                        path.unlink()
+                        folder.rmdir()
     finally:
         os.close(fd)  # releases the lock
 

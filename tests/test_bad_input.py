@@ -804,3 +804,9 @@ def test_decode_settings_without_a_recipe_and_one_wer(tmp_path, tiny_checkpoint)
     greedy = run_cli(["decode", rows[0]["audio_filepath"], "--checkpoint", tiny_checkpoint, "--recipe", recipe,
                       "--exp-dir", tmp_path / "elsewhere", "--method", "greedy"], cwd=tmp_path)
     assert_ok(greedy)
+
+
+def test_a_command_that_fails_before_writing_leaves_no_folder(tmp_path):
+    result = run_cli(["lm", "build", tmp_path / "no-such.txt", "--out", tmp_path / "lm"])
+    assert_one_line_error(result, "no-such.txt")
+    assert not (tmp_path / "lm").exists()
