@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 DS2    := $(VENV)/bin/ds2cli
 EXP    ?= exp
 
-.PHONY: setup test test-all demo bench lint clean
+.PHONY: setup test demo bench lint clean
 
 setup: $(VENV)/.installed $(VENV)/bin/lmplz
 
@@ -19,9 +19,6 @@ $(VENV)/bin/lmplz: | $(VENV)/.installed
 	scripts/build_kenlm.sh $(VENV)
 
 test: setup
-	$(PY) -m pytest -q -m "not slow"
-
-test-all: setup
 	$(PY) -m pytest -q
 
 demo: setup
@@ -31,7 +28,7 @@ bench: setup
 	$(PY) -m benchmarks.run_all
 
 lint: setup
-	$(PY) -m pyflakes ds2cli data_prep tests benchmarks || true
+	$(PY) -m pyflakes ds2cli data_prep tests benchmarks
 
 clean:
 	rm -rf $(EXP) .pytest_cache

@@ -220,7 +220,7 @@ class Trainer:
 
     def __init__(self, recipe: dict, exp_dir, *, data_dir: str | None = None, resume: bool = True,
                  longest_first: bool = False, quiet: bool = True, log: Callable[[str], None] | None = None):
-        from ds2cli.data_prep.common import corpus_folder, is_prepared, prepare_recipe
+        from ds2cli.stages import ensure_prepared
         from ds2cli.features import FeatureConfig
         from ds2cli.model import ModelConfig
         from ds2cli.recipe import section
@@ -238,10 +238,8 @@ class Trainer:
         if self.cfg.precision == "fp16" and self.device.type != "cuda":
             raise DS2Error("fp16 training needs a GPU; use --precision bf16 on the CPU")
         self._check_inputs()
-        if self.dist.main and not is_prepared(self.exp_dir):
-            corpus_folder(recipe, data_dir)  # the one-line error before anything is said or made
-            self.log(f"preparing {self.exp_dir} (recipe {recipe.get('name')})")
-            prepare_recipe(recipe, self.exp_dir, data_dir=data_dir, quiet=quiet)
+        if self.dist.main:
+            ensure_prepared(recipe, self.exp_dir, data_dir=data_dir, quiet=quiet, log=self.log)
         self.dist.barrier()
         if self.device.type == "cpu":
             cores = os.cpu_count() or 1

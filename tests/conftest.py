@@ -1,13 +1,13 @@
 """Shared fixtures. Real recordings live in ../shared/data beside the project; tests that need
-them skip with a reason when it is absent (a user's fresh clone). DS2CLI_SHARED_DATA names
-another folder of them."""
+them skip with a reason when it is absent (a user's fresh clone). DS2CLI_DATA (also read as
+DS2CLI_SHARED_DATA) names another folder of them. The core path (test_core_path.py) needs none."""
 import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("DS2CLI_SHARED_DATA") or REPO.parent / "shared" / "data")
+SHARED_DATA = Path(os.environ.get("DS2CLI_DATA") or os.environ.get("DS2CLI_SHARED_DATA") or REPO.parent / "shared" / "data")
 
 
 def _shared(name: str) -> Path:

@@ -22,6 +22,7 @@ from ds2cli.align.forced import (EMPTY, Boundaries, OUT_OF_ALPHABET, TOO_LONG, U
 from ds2cli.cli import main
 from ds2cli.errors import DS2Error
 from ds2cli.text import CharTokenizer
+from conftest import SHARED_DATA
 
 EN = CharTokenizer.english()
 
@@ -174,7 +175,7 @@ STOP_LOSS = 0.1
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-FSDD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fsdd"
+FSDD = SHARED_DATA / "fsdd"
 
 
 @pytest.fixture(scope="module")
@@ -455,7 +456,7 @@ def test_missing_manifest_and_no_trained_model(tmp_path, monkeypatch):
     assert result.exit_code == 1 and "nope.jsonl: no such manifest" in result.output
     _write_rows(tmp_path / "m.jsonl", [{"audio_filepath": "a.wav", "duration": 1, "text": "a"}])
     result = CliRunner().invoke(main, ["align", "m.jsonl"])
-    assert result.exit_code == 2 and "exp/LAST not found" in result.output
+    assert result.exit_code == 1 and "exp/LAST: no trained model found" in result.output
 
 
 def test_help():

@@ -342,7 +342,7 @@ BAD_OPTIONS = [
     (["train", "--recipe", "digits", "--exp-dir", "{tmp}/e"], ["recipe digits", "--data-dir"]),
     (["prepare", "arctic", "--exp-dir", "{tmp}/e"], ["arctic", "folder"]),
     (["decode", "{wav}", "--exp-dir", "{tmp}/none"], ["checkpoint"]),
-    (["align", "{tmp}/m.jsonl", "--exp-dir", "{tmp}/none"], ["--exp-dir"]),
+    (["align", "{tmp}/m.jsonl", "--exp-dir", "{tmp}/none"], ["none/checkpoints/best.pt", "no such checkpoint"]),
     # a recipe that names an LM which is not there: an error, never a silent greedy decode
     (["decode", "{wav}", "--checkpoint", "{ckpt}", "--recipe", "{lmrecipe}", "--exp-dir", "{tmp}/elsewhere"],
      ["lm.bin", "missing", "--no-lm"]),

@@ -223,7 +223,6 @@ def test_sentencepiece_units_with_word_lm(en_lm):
 
 # -- greedy and timing ----------------------------------------------------------------------------
 def test_greedy_merges_repeats_and_drops_blanks():
-    tok = CharTokenizer(list(" ab"), "en")
     path = [0, 2, 2, 0, 2, 3, 3, 0, 1, 1]
     lp = np.log(np.full((len(path), 4), 0.01))
     lp[np.arange(len(path)), path] = np.log(0.97)

@@ -1,4 +1,5 @@
 """The embedded synthetic corpus (espeak-ng): small sizes so the tests stay fast."""
+import importlib.util
 import random
 import sys
 from pathlib import Path
@@ -14,12 +15,7 @@ from ds2cli.errors import DS2Error
 from ds2cli.manifest import read_manifest
 from ds2cli.text import ENGLISH_CHARS, normalize
 
-try:
-    import espeakng_loader  # noqa: F401
-
-    HAVE_ESPEAK = True
-except ImportError:
-    HAVE_ESPEAK = False
+HAVE_ESPEAK = importlib.util.find_spec("espeakng_loader") is not None
 needs_espeak = pytest.mark.skipif(not HAVE_ESPEAK, reason="espeakng-loader not installed (pip install 'ds2cli[synth]')")
 SIZES = {"train": 40, "dev": 10, "test": 10}
 

@@ -11,16 +11,6 @@ from ds2cli.cli.common import echo_json, json_option, quiet_option, user_errors
 _TEST_SET = re.compile(r"(^|[^a-z])(test|eval)", re.IGNORECASE)
 
 
-def default_checkpoint(exp_root: str = "exp") -> Path:
-    """The best checkpoint of the last trained recipe (exp/LAST names its experiment dir)."""
-    from ds2cli.trainer import read_last
-
-    exp_dir = read_last(exp_root)
-    if exp_dir is None:
-        raise click.UsageError(f"no --checkpoint given and nothing trained yet ({exp_root}/LAST not found)")
-    return exp_dir / "checkpoints" / "best.pt"
-
-
 def default_out(manifest: Path) -> Path:
     """exp/<recipe>/align/<split> for exp/<recipe>/manifests/<split>.jsonl, else align-<stem> beside it."""
     manifest = manifest.resolve()
@@ -96,6 +86,7 @@ def align(manifest, checkpoint, exp_dir, out_dir, do_filter, thresholds, filter_
     from ds2cli.align.forced import Boundaries
     from ds2cli.inference import Recognizer
     from ds2cli.manifest import read_manifest
+    from ds2cli.stages import last_trained_checkpoint, trained_checkpoint
 
     flt = _check_options(manifest, do_filter, thresholds, filter_model, fit_filter, allow_test)
     if threads:
@@ -105,11 +96,9 @@ def align(manifest, checkpoint, exp_dir, out_dir, do_filter, thresholds, filter_
     if checkpoint and exp_dir:
         raise click.UsageError("give --checkpoint or --exp-dir, not both")
     if exp_dir:
-        checkpoint = exp_dir / "checkpoints" / "best.pt"
-        if not checkpoint.is_file():
-            raise click.BadParameter(f"{exp_dir}: no checkpoints/best.pt in this experiment", param_hint="--exp-dir")
+        checkpoint = trained_checkpoint(exp_dir)
     rows = read_manifest(manifest)  # a bad manifest fails before the model loads
-    recognizer = Recognizer.from_checkpoint(checkpoint or default_checkpoint(), device=device)
+    recognizer = Recognizer.from_checkpoint(checkpoint or last_trained_checkpoint(), device=device)
     out_dir = out_dir or default_out(manifest)
     if fit_filter:
         _fit(rows, recognizer, out_filter or out_dir / "filter.json", seed, batch_size, quiet, as_json)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import click
 
-from ds2cli.cli.common import echo_json, json_option, progress, quiet_option, user_errors
+from ds2cli.cli.common import echo_json, json_option, quiet_option, user_errors
+from ds2cli.progress import progress
 
 # Task-specific options: (option, task config field, type, help). Defaults come from the task.
 TASK_OPTIONS = {

@@ -94,11 +94,9 @@ def train(recipe, data_dir, exp_dir, sets, nproc, resume, longest_first, device,
     exp = Path(exp_dir) if exp_dir else experiment_dir(spec)
     log = (lambda msg: None) if as_json else (lambda msg: click.echo(msg, err=True))
     if nproc > 1:
-        from ds2cli.data_prep.common import is_prepared, prepare_recipe
+        from ds2cli.stages import ensure_prepared
 
-        if not is_prepared(exp):  # once, before the workers start
-            log(f"preparing {exp} (recipe {spec['name']})")
-            prepare_recipe(spec, exp, data_dir=data_dir, quiet=quiet)
+        ensure_prepared(spec, exp, data_dir=data_dir, quiet=quiet, log=log)  # once, before the workers start
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
                "-m", "ds2cli", "train"] + _relaunch_args(recipe, data_dir, exp, sets, resume, longest_first,
                                                         device, precision, quiet, as_json)

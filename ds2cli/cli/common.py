@@ -8,7 +8,6 @@ import os
 import click
 
 from ds2cli.errors import DS2Error
-from ds2cli.progress import progress  # noqa: F401  (re-exported for commands)
 
 
 def user_errors(func):

@@ -21,27 +21,13 @@ from ds2cli.decode.lm import KenLM, check_fit, detect_level, load_lm
 from ds2cli.decode.lm_scorer import Scorer, make_scorer
 from ds2cli.decode.timing import token_spans
 from ds2cli.errors import AudioError, DS2Error
+from ds2cli.stages import ensure_lm, last_trained_checkpoint, trained_checkpoint
 from ds2cli.text import WORD_MARK
 
 PARAMS_FILE = "decode_params.json"
 
 
 # -- where things are ---------------------------------------------------------------------------
-def default_checkpoint(exp_root="exp") -> Path:
-    """The best checkpoint of the experiment that `ds2cli train` wrote last (named by exp/LAST)."""
-    from ds2cli.trainer import read_last
-
-    exp_dir = read_last(exp_root)
-    if exp_dir is None:
-        raise DS2Error(f"{Path(exp_root) / 'LAST'}: no trained model found; train one "
-                       f"(ds2cli train --recipe NAME) or pass --checkpoint")
-    ckpt = exp_dir / "checkpoints" / "best.pt"
-    if not ckpt.is_file():
-        raise DS2Error(f"{ckpt}: no such checkpoint (the last trained experiment, named by "
-                       f"{Path(exp_root) / 'LAST'}); finish training or pass --checkpoint")
-    return ckpt
-
-
 def experiment_dir_of(checkpoint) -> Path:
     """exp/<recipe>/checkpoints/best.pt -> exp/<recipe>; any other file -> its folder."""
     path = Path(checkpoint).resolve()
@@ -373,15 +359,11 @@ def _find_lm(spec: dict, exp_dir: Path, language: str, lm: str | None, no_lm: bo
     lm_cfg = section(spec, "lm", LMConfig) if spec.get("lm") else LMConfig()
     if not lm_cfg.enabled:
         return None
-    built = exp_dir / "lm" / "lm.bin"
-    if build and (exp_dir / "lm_text.txt").is_file():
-        from ds2cli.decode.lm_build import recipe_lm
-
-        built = Path(recipe_lm(exp_dir, lm_cfg, language=language).binary)
-    if built.is_file():
+    built = ensure_lm(exp_dir, lm_cfg, language, build)
+    if built is not None:
         return load_lm(built, lm_level)
     if spec.get("lm") and method != "greedy":
-        raise DS2Error(f"{built}: the language model of recipe {spec.get('name', '?')} is missing (and "
+        raise DS2Error(f"{exp_dir / 'lm' / 'lm.bin'}: the language model of recipe {spec.get('name', '?')} is missing (and "
                        f"{exp_dir / 'lm_text.txt'} to build it); give --exp-dir (the experiment), "
                        "--lm FILE, or --no-lm to decode without one")
     return None
@@ -411,9 +393,7 @@ def load_decoder(checkpoint=None, *, recipe: str | None = None, overrides: list[
     if exp_dir is None and spec:
         exp_dir = experiment_dir(spec)
     if checkpoint is None:
-        checkpoint = Path(exp_dir) / "checkpoints" / "best.pt" if exp_dir else default_checkpoint()
-        if not Path(checkpoint).is_file():
-            raise DS2Error(f"{checkpoint}: no such checkpoint; train the recipe first or pass --checkpoint")
+        checkpoint = trained_checkpoint(exp_dir) if exp_dir else last_trained_checkpoint()
     exp_dir = Path(exp_dir) if exp_dir else experiment_dir_of(checkpoint)
     ckpt = load_checkpoint(checkpoint)
     if spec is None:  # the recipe the checkpoint was trained with, --set applied as to any recipe

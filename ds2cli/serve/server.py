@@ -14,10 +14,11 @@ import time
 from dataclasses import dataclass
 
 from aiohttp import WSMsgType, web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from ds2cli.errors import DS2Error
 from ds2cli.serve import protocol as P
-from ds2cli.serve.metrics import CONTENT_TYPE_LATEST, ServerMetrics
+from ds2cli.serve.metrics import ServerMetrics
 from ds2cli.serve.scheduler import BatchDispatcher
 
 log = logging.getLogger("ds2cli.serve")
