@@ -130,7 +130,8 @@ def _check_options(manifest, do_filter, thresholds, filter_model, fit_filter, al
         raise click.UsageError("give --thresholds or --filter-model, not both")
     if (do_filter or fit_filter) and looks_like_test_set(manifest) and not allow_test:
         raise click.UsageError(f"{manifest} looks like a test set; test sets are not filtered or fitted "
-                               "on (results would no longer be comparable). Pass --allow-test to do it anyway.")
+                               "on (its results would not be comparable with other models). "
+                               "Pass --allow-test to do it anyway.")
     if not do_filter:
         return None
     if filter_model:
