@@ -223,6 +223,20 @@ def serving_section() -> list[str]:
         lines += ["### With the word LM (beam search)", ""]
         lines += source("serve_load_beam.json", beam, beam.get("command", "python -m benchmarks.serve_load --method beam"))
         lines += demoted(text) + [""]
+    threads = load("serve_search_threads.json")
+    if threads:
+        lines += ["### Search threads", "",
+                  f"The per-stream searches run on a thread pool beside the network step (compiled code that "
+                  f"releases the GIL). Batch Dispatch, {threads['method']} search with the word LM (beam "
+                  f"{threads['beam_size']}), one network thread, {threads['round_seconds']:g} s rounds.", ""]
+        lines += source("serve_search_threads.json", threads, threads["command"])
+        lines += ["| search threads | streams | final median / p98 ms | partial median / p98 ms | server CPU (cores) | errors |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for r in threads["rounds"]:
+            f, p = r["final_latency_ms"], r["partial_latency_ms"]
+            lines.append(f"| {r['search_threads']} | {r['streams']} | {f['median']} / {f['p98']} | {p['median']} / "
+                         f"{p['p98']} | {r['server_cpu_cores']} | {r['errors']} |")
+        lines.append("")
     soak = load("serve_soak.json")
     if soak:
         lines += soak_lines(soak)
