@@ -39,13 +39,15 @@ def test_a_wheel_installs_and_runs_the_tiny_recipe_outside_the_clone(tmp_path):
     venv = tmp_path / "venv"
     sh(sys.executable, "-m", "venv", "--without-pip", venv)
     python = venv / "bin" / "python"
-    sh(sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "-q", wheel)
+    # away from the clone and its PYTHONPATH: pip would take the clone's ds2cli.egg-info for an install
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    sh(sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "-q", wheel, cwd=tmp_path, env=clean)
     site = Path(sh(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").strip())
     (site / "shared-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
 
     outside = tmp_path / "outside"
     outside.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env = dict(clean)
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["OMP_NUM_THREADS"] = "1"
     where = sh(python, "-c", "import ds2cli; print(ds2cli.__file__)", cwd=outside, env=env).strip()
