@@ -98,6 +98,22 @@ def remove_stale_temps(folder: str | os.PathLike, depth: int = 2) -> list[Path]:
     return removed
 
 
+def read_text_lines(path: str | os.PathLike, what: str = "file") -> list[str]:
+    """The lines of a UTF-8 text file; a missing, folder or non-UTF-8 path is a one-line DS2Error
+    that names it as `what` (e.g. "corpus file")."""
+    from ds2cli.errors import DS2Error
+
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DS2Error(f"{path}: no such {what}") from None
+    except IsADirectoryError:
+        raise DS2Error(f"{path}: is a directory, not a {what}") from None
+    except UnicodeDecodeError:
+        raise DS2Error(f"{path}: {what} is not UTF-8 text") from None
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

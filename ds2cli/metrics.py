@@ -121,13 +121,10 @@ def score_pairs(pairs: list[tuple[str, str, str]], language: str = "en") -> Scor
 
 def read_texts(path) -> dict[str, str]:
     """id -> text from JSON lines (keys `id` and `text`; `_meta` lines ignored) or `id text` lines."""
+    from ds2cli.fileio import read_text_lines
+
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DS2Error(f"{path}: no such file") from None
-    except UnicodeDecodeError:
-        raise DS2Error(f"{path}: not UTF-8 text") from None
+    lines = read_text_lines(path)
     texts: dict[str, str] = {}
     for n, line in enumerate(lines, 1):
         if not line.strip():

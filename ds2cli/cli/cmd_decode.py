@@ -172,3 +172,21 @@ def _tune(decoder, manifest, search, alpha_range, beta_range, points, seed, quie
     click.echo(f"greedy {unit} {100 * result.greedy_wer:.2f}% | best LM {unit} {100 * result.wer:.2f}% "
                f"(alpha {result.alpha}, beta {result.beta}) | oracle {unit} {100 * result.oracle_wer:.2f}% "
                f"over {len(ems)} utterances; saved to {exp_dir / PARAMS_FILE}")
+
+
+# the model, LM and search options that `stream` and `serve` take exactly as decode defines them
+MODEL_AND_SEARCH = ("checkpoint", "recipe", "overrides", "exp_dir", "lm", "no_lm", "lm_level", "method", "beam_size",
+                    "alpha", "beta", "cutoff_prob", "cutoff_top_n", "unk_offset", "beam_threshold", "recombine")
+
+
+def decode_options(*extra: str):
+    """Decorator: add decode's model and search options (and the named `extra` ones) to a command,
+    with the same names, help and checks."""
+    names = MODEL_AND_SEARCH + extra
+
+    def add(func):
+        params = [p for p in decode.params if p.name in names]
+        func.__click_params__ = getattr(func, "__click_params__", []) + list(reversed(params))
+        return func
+    return add
+

@@ -4,29 +4,11 @@ from __future__ import annotations
 import click
 
 from ds2cli.cli.common import user_errors
-from ds2cli.cli.cmd_decode import decode as _decode_command
-
-# the search options of `ds2cli decode`, shared as they are (same names, help and checks)
-SEARCH_OPTIONS = ("lm", "no_lm", "lm_level", "method", "beam_size", "alpha", "beta", "cutoff_prob",
-                  "cutoff_top_n", "unk_offset", "beam_threshold", "recombine")
-
-
-def search_options(func):
-    """Decorator: add `ds2cli decode`'s search options to a command."""
-    params = [p for p in _decode_command.params if p.name in SEARCH_OPTIONS]
-    func.__click_params__ = getattr(func, "__click_params__", []) + list(reversed(params))
-    return func
+from ds2cli.cli.cmd_decode import decode_options
 
 
 @click.command(short_help="Serve streaming recognition over WebSocket/HTTP (Batch Dispatch).")
-@click.option("--checkpoint", type=click.Path(dir_okay=False),
-              help="Model  [default: the best checkpoint of the recipe, or of the last trained one]")
-@click.option("--recipe", help="Use this recipe's checkpoint, LM and [decode] settings.")
-@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="Recipe override.")
-@click.option("--exp-dir", type=click.Path(file_okay=False),
-              help="Experiment directory: its checkpoints/best.pt, LM and tuned values  "
-                   "[default: exp/<recipe>, else the checkpoint's, else the last trained one]")
-@search_options
+@decode_options()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
               help="Port (0: any free one; the listening line says which).")

@@ -7,12 +7,7 @@ import sys
 import click
 
 from ds2cli.cli.common import user_errors
-from ds2cli.cli.cmd_decode import decode as _decode
-
-# the model, LM and search options, exactly as `ds2cli decode` defines them
-SHARED_OPTIONS = ("checkpoint", "recipe", "overrides", "exp_dir", "lm", "no_lm", "lm_level", "method", "beam_size",
-                  "alpha", "beta", "cutoff_prob", "cutoff_top_n", "unk_offset", "beam_threshold", "recombine",
-                  "device", "precision", "threads")
+from ds2cli.cli.cmd_decode import decode_options
 
 
 @click.command(short_help="Recognise audio files chunk by chunk with a streaming (forward-only) model.")
@@ -28,6 +23,7 @@ SHARED_OPTIONS = ("checkpoint", "recipe", "overrides", "exp_dir", "lm", "no_lm",
                                "model; segments follow the server's endpointing.")
 @click.option("--json", "as_json", is_flag=True, help="Print every event (partials and finals) as a JSON line.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary line on stderr.")
+@decode_options("device", "precision", "threads")
 @user_errors
 def stream(files, chunk_ms, realtime, endpoint_ms, max_segment, url, as_json, quiet, **shared):
     """Recognise FILES through the streaming path: the audio is fed in chunks of --chunk-ms, and
@@ -148,5 +144,3 @@ def _show(event: dict, path, many: bool, live: bool, as_json: bool) -> None:
         click.echo("\r\033[K", nl=False)
     click.echo(f"{prefix}{event['text']}")
 
-
-stream.params.extend(p for p in _decode.params if p.name in SHARED_OPTIONS)

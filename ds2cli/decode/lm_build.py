@@ -60,15 +60,10 @@ def find_tool(name: str) -> str:
 def read_corpus(path, language: str | None, level: str) -> tuple[list[str], str, str]:
     """Normalised LM lines (units separated by spaces), the language and the level ('auto':
     characters for Mandarin, words otherwise)."""
+    from ds2cli.fileio import read_text_lines
+
     path = Path(path)
-    try:
-        raw = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DS2Error(f"{path}: no such corpus file") from None
-    except IsADirectoryError:
-        raise DS2Error(f"{path}: is a directory, not a text corpus") from None
-    except UnicodeDecodeError:
-        raise DS2Error(f"{path}: corpus is not UTF-8 text") from None
+    raw = read_text_lines(path, "corpus file")
     language = language or detect_language(raw[:10000])
     lines = [normalize(line, language) for line in raw]
     lines = [line for line in lines if line]
