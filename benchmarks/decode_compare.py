@@ -501,21 +501,26 @@ def main(argv=None) -> dict:
         res["recipes"] = recipes(args.recipes, args.limit)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    from ds2cli.fileio import write_json
-
     if args.merge and out.is_file():
         old = json.loads(out.read_text())
         old.update({k: v for k, v in res.items() if k not in ("title", "note", "command", "machine", "setup")})
         old["more_commands"] = old.get("more_commands", []) + [command]
         res = old
+    write_result(out, res, markdown)
+    return res
+
+
+def write_result(out: Path, res: dict, to_markdown) -> None:
+    """The JSON, then decode.md from every decode_*.json beside it (or OUT.md from this one alone)."""
+    from ds2cli.fileio import write_json
+
     write_json(out, res)
     if out.name.startswith("decode_"):
         md = write_md(out.parent)
     else:
         md = out.with_suffix(".md")
-        md.write_text(markdown(res))
+        md.write_text(to_markdown(res))
     print(f"wrote {out.name} and {md.name}")
-    return res
 
 
 if __name__ == "__main__":

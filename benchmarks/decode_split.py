@@ -275,7 +275,6 @@ def main(argv=None) -> dict:
     import torch
 
     from ds2cli.decode.decoder import load_decoder
-    from ds2cli.fileio import write_json
     from ds2cli.manifest import read_manifest, read_row_audio
 
     torch.set_num_threads(1)
@@ -310,16 +309,9 @@ def main(argv=None) -> dict:
             "finals_identical": runs[True]["finals"] == runs[False]["finals"]})
     res["stream"]["finals_equal_across_regimes"] = all(f == all_finals[0] for f in all_finals)
     print(res["stream"], flush=True)
-    out = Path(args.out)
-    write_json(out, res)
-    if out.parent.resolve() == RESULTS.resolve():
-        from benchmarks.decode_compare import write_md
+    from benchmarks.decode_compare import write_result
 
-        md = write_md(out.parent)
-    else:
-        md = out.with_suffix(".md")
-        md.write_text(markdown(res))
-    print(f"wrote {out.name} and {md.name}")
+    write_result(Path(args.out), res, markdown)
     return res
 
 
