@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from ds2cli.errors import OutputError
+from ds2cli.errors import DS2Error, OutputError
 
 # atomic_path's temporary names: ".NAME.XXXXXXXX.tmp" (mkstemp's 8 random characters)
 TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
@@ -101,8 +101,6 @@ def remove_stale_temps(folder: str | os.PathLike, depth: int = 2) -> list[Path]:
 def read_text_lines(path: str | os.PathLike, what: str = "file") -> list[str]:
     """The lines of a UTF-8 text file; a missing, folder or non-UTF-8 path is a one-line DS2Error
     that names it as `what` (e.g. "corpus file")."""
-    from ds2cli.errors import DS2Error
-
     path = Path(path)
     try:
         return path.read_text(encoding="utf-8").splitlines()
