@@ -35,7 +35,8 @@ from ds2cli.cli.cmd_decode import decode_options
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ...")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]),
               help="Inference precision  [default: the recipe's, else fp32]")
-@click.option("--threads", type=click.IntRange(1), help="CPU threads of the network  [default: torch's]")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
+              help="CPU threads of the network step (Batch Dispatch batches streams instead)")
 @user_errors
 def serve(checkpoint, recipe, overrides, exp_dir, lm, no_lm, lm_level, method, beam_size, alpha, beta,
           cutoff_prob, cutoff_top_n, unk_offset, beam_threshold, recombine, host, port, max_streams, max_batch,
@@ -55,10 +56,9 @@ def serve(checkpoint, recipe, overrides, exp_dir, lm, no_lm, lm_level, method, b
     from ds2cli.serve.service import load_service
     from ds2cli.stream import EndpointConfig
 
-    if threads:
-        import torch
+    import torch
 
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads)
     from ds2cli.decode.config import options_from
 
     options = options_from(click.get_current_context().params)  # the DecodeConfig fields given

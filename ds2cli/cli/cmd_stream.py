@@ -23,7 +23,10 @@ from ds2cli.cli.cmd_decode import decode_options
                                "model; segments follow the server's endpointing.")
 @click.option("--json", "as_json", is_flag=True, help="Print every event (partials and finals) as a JSON line.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary line on stderr.")
-@decode_options("device", "precision", "threads")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True,
+              help="CPU threads of the network (a chunk is a few frames: more threads mostly wait on "
+                   "each other, and lose badly on a busy machine)")
+@decode_options("device", "precision")
 @user_errors
 def stream(files, chunk_ms, realtime, endpoint_ms, max_segment, url, as_json, quiet, **shared):
     """Recognise FILES through the streaming path: the audio is fed in chunks of --chunk-ms, and
@@ -59,10 +62,9 @@ def _local_source(shared: dict, endpoint):
     from ds2cli.stream.files import FileResult, stream_wave
     from ds2cli.stream.setup import load_stream
 
-    if shared.get("threads"):
-        import torch
+    import torch
 
-        torch.set_num_threads(shared["threads"])
+    torch.set_num_threads(shared["threads"])
     from ds2cli.decode.config import options_from
 
     options = options_from(shared)  # the DecodeConfig fields given
