@@ -91,12 +91,14 @@ def evaluate(checkpoint: Path, manifest: Path, out_dir: Path) -> dict:
 
 
 def limited_manifest(manifest: Path, limit: int, out: Path) -> Path:
-    """The first `limit` rows of a manifest (0: the manifest itself)."""
+    """`limit` rows of a manifest spread evenly over it, so over its speakers (0: the manifest itself)."""
     if not limit:
         return manifest
     from ds2cli.manifest import read_manifest, write_manifest
 
-    write_manifest(out, read_manifest(manifest)[:limit])
+    rows = read_manifest(manifest)
+    limit = min(limit, len(rows))
+    write_manifest(out, [rows[i * len(rows) // limit] for i in range(limit)])
     return out
 
 
@@ -147,7 +149,7 @@ def main(argv=None) -> None:
     ap.add_argument("--pretrained", default="exp/tiny/checkpoints/best.pt")
     ap.add_argument("--pool-manifest", default="exp/tiny/manifests/train.jsonl")
     ap.add_argument("--average-last", type=int, default=5)
-    ap.add_argument("--limit", type=int, default=0, help="Score only the first N test utterances (0: all).")
+    ap.add_argument("--limit", type=int, default=0, help="Score N test utterances spread evenly over the split (0: all).")
     ap.add_argument("--jobs", type=int, default=1, help="pocketsphinx processes.")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="Recipe override for every training.")
     ap.add_argument("--out", type=Path, default=OUT)
