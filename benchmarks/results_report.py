@@ -351,7 +351,7 @@ def realspeech_section() -> list[str]:
         if isinstance(v, dict) and v.get("train_command"):
             notes += [f"- {name}: {v['epochs']} epochs on {v['train_utterances']:,} utterances, "
                       f"{v['training_seconds'] / 60:.1f} min of training ({v['train_seconds'] / 60:.1f} min with "
-                      f"data preparation and the LM), best dev WER {pct(v['best_dev_wer'])}: `{v['train_command']}`"]
+                      f"data preparation), best dev WER {pct(v['best_dev_wer'])}: `{v['train_command']}`"]
         elif isinstance(v, dict) and "seconds" in v and "lm" in v:
             same = "".join(f"; on the same {s['lm']['utterances']:,} utterances {c} scores {pct(s['greedy']['wer'])} "
                            f"greedy, {pct(s['lm']['wer'])} with the LM"
