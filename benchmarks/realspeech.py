@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchmarks.paths import stamped
+from benchmarks.paths import command_line, shown, stamped
 
 RESULTS = Path(__file__).resolve().parent / "results"
 OUT = RESULTS / "realspeech.json"
@@ -49,6 +51,11 @@ def decode_commands(checkpoint: Path, manifest: Path, out_dir: Path) -> dict[str
     base = ["ds2cli", "decode", "--checkpoint", str(checkpoint), "--manifest", str(manifest), "--quiet"]
     return {"greedy": base + ["--method", "greedy", "--no-lm", "--out", str(out_dir / "hyp_greedy.jsonl")],
             "lm": base + ["--out", str(out_dir / "hyp_lm.jsonl")]}
+
+
+def recorded(cmd: list[str]) -> str:
+    """A command as the results record it: absolute paths shown relative to the repository."""
+    return shlex.join(shown(c) if c.startswith("/") else c for c in cmd)
 
 
 def _ds2cli(cmd: list[str]) -> str:
@@ -76,18 +83,22 @@ def score_file(hyp: Path, manifest: Path) -> dict:
 def evaluate(checkpoint: Path, manifest: Path, out_dir: Path) -> dict:
     result = {}
     for kind, cmd in decode_commands(checkpoint, manifest, out_dir).items():
+        start = time.time()
         _ds2cli(cmd)
-        result[kind] = {**score_file(Path(cmd[cmd.index("--out") + 1]), manifest), "command": shlex.join(cmd)}
+        result[kind] = {**score_file(Path(cmd[cmd.index("--out") + 1]), manifest), "command": recorded(cmd),
+                        "seconds": round(time.time() - start, 1)}
     return result
 
 
 def limited_manifest(manifest: Path, limit: int, out: Path) -> Path:
-    """The first `limit` rows of a manifest (0: the manifest itself)."""
+    """`limit` rows of a manifest spread evenly over it, so over its speakers (0: the manifest itself)."""
     if not limit:
         return manifest
     from ds2cli.manifest import read_manifest, write_manifest
 
-    write_manifest(out, read_manifest(manifest)[:limit])
+    rows = read_manifest(manifest)
+    limit = min(limit, len(rows))
+    write_manifest(out, [rows[i * len(rows) // limit] for i in range(limit)])
     return out
 
 
@@ -112,15 +123,22 @@ def pocketsphinx_rows(rows: list[dict]) -> list[tuple[str, str, str]]:
     return out
 
 
-def run_pocketsphinx(manifest: Path) -> dict:
+def run_pocketsphinx(manifest: Path, jobs: int = 1) -> dict:
+    """pocketsphinx on a manifest, in `jobs` processes (one decoder each, on interleaved rows)."""
+    from concurrent.futures import ProcessPoolExecutor
+
     from ds2cli.manifest import read_manifest
     from ds2cli.metrics import score_pairs
 
     start = time.time()
-    pairs = pocketsphinx_rows(read_manifest(manifest))
+    rows = read_manifest(manifest)
+    with ProcessPoolExecutor(jobs) as pool:
+        parts = list(pool.map(pocketsphinx_rows, [rows[i::jobs] for i in range(jobs)]))
+    found = {p[0]: p for part in parts for p in part}
+    pairs = [found[r["id"]] for r in rows]
     score = score_pairs(pairs, "en")
     return {"lm": {"wer": score.wer.rate, "cer": score.cer.rate, "utterances": len(pairs)},
-            "seconds": round(time.time() - start, 1), "examples": [list(p) for p in pairs[:3]]}
+            "seconds": round(time.time() - start, 1), "jobs": jobs, "examples": [list(p) for p in pairs[:3]]}
 
 
 def main(argv=None) -> None:
@@ -131,7 +149,8 @@ def main(argv=None) -> None:
     ap.add_argument("--pretrained", default="exp/tiny/checkpoints/best.pt")
     ap.add_argument("--pool-manifest", default="exp/tiny/manifests/train.jsonl")
     ap.add_argument("--average-last", type=int, default=5)
-    ap.add_argument("--limit", type=int, default=0, help="Score only the first N test utterances (0: all).")
+    ap.add_argument("--limit", type=int, default=0, help="Score N test utterances spread evenly over the split (0: all).")
+    ap.add_argument("--jobs", type=int, default=1, help="pocketsphinx processes.")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="Recipe override for every training.")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
@@ -147,8 +166,12 @@ def main(argv=None) -> None:
 
                 prepare_recipe(load_recipe("speechocean"), exp, data_dir=args.data_dir)
             manifest = limited_manifest(exp / "manifests" / "test.jsonl", args.limit, exp / "test_limited.jsonl")
-            results[config] = {**run_pocketsphinx(manifest), "command": "python -m benchmarks.realspeech "
-                               f"--configs pocketsphinx{f' --limit {args.limit}' if args.limit else ''}"}
+            results[config] = {**run_pocketsphinx(manifest, args.jobs), "command": command_line() or "python -m "
+                               f"benchmarks.realspeech --configs pocketsphinx{f' --limit {args.limit}' if args.limit else ''}"}
+            if args.limit:  # the trained models on the same utterances, from their hypotheses on the whole split
+                results[config]["models_on_these_utterances"] = {
+                    c: {k: score_file(args.exp_root / f"so-{c}" / f"hyp_{k}.jsonl", manifest) for k in ("greedy", "lm")}
+                    for c in ("scratch", "finetuned", "pooled") if (args.exp_root / f"so-{c}" / "hyp_lm.jsonl").is_file()}
         elif config == "averaged":
             source = best or min((c for c in ("scratch", "finetuned", "pooled") if c in results),
                                  key=lambda c: results[c]["lm"]["wer"])
@@ -157,20 +180,28 @@ def main(argv=None) -> None:
             cmd = ["ds2cli", "average", str(exp), "--last", str(args.average_last), "--out", str(out)]
             _ds2cli(cmd)
             manifest = limited_manifest(exp / "manifests" / "test.jsonl", args.limit, exp / "test_limited.jsonl")
-            results[config] = {"of": source, "average_command": shlex.join(cmd), **evaluate(out, manifest, exp)}
+            hyps = exp / f"avg-last-{args.average_last}"  # beside the hypotheses of the model it averages
+            hyps.mkdir(exist_ok=True)
+            results[config] = {"of": source, "average_command": recorded(cmd), **evaluate(out, manifest, hyps)}
         else:
             cmd = train_command(config, args.exp_root, args.data_dir, args.pretrained, args.pool_manifest, args.sets)
             start = time.time()
             report = json.loads(_ds2cli(cmd))
             exp = args.exp_root / f"so-{config}"
             manifest = limited_manifest(exp / "manifests" / "test.jsonl", args.limit, exp / "test_limited.jsonl")
-            results[config] = {"train_command": shlex.join(cmd), "train_seconds": round(time.time() - start, 1),
-                               "best_dev_wer": report.get("best_dev_wer"), "epochs": report.get("epochs"),
+            results[config] = {"train_command": recorded(cmd), "benchmark_command": command_line(), "train_seconds": round(time.time() - start, 1),
+                               "training_seconds": report.get("seconds"), "epochs": report.get("epochs"),
+                               "train_utterances": report.get("train_utterances"),
+                               "best_dev_wer": report.get("best_dev_wer"), "best_dev_cer": report.get("best_dev_cer"),
+                               "history": report.get("history"),
                                **evaluate(exp / "checkpoints" / "best.pt", manifest, exp)}
             if best is None or results[config]["lm"]["wer"] < results[best]["lm"]["wer"]:
                 best = config
         print(json.dumps({config: results[config]}, indent=1))
         args.out.parent.mkdir(parents=True, exist_ok=True)
+        results["machine"] = {"python": sys.version.split()[0], "platform": platform.platform(),
+                              "threads": os.cpu_count()}
+        results.pop("command", None)  # the command of this run, not of the one that wrote the file first
         args.out.write_text(json.dumps(stamped(results), indent=1) + "\n")
 
 

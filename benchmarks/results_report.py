@@ -360,7 +360,19 @@ def realspeech_section() -> list[str]:
         scores = [(k, v[k]) for k in ("greedy", "lm") if isinstance(v.get(k), dict)] or [("its own", v)]
         lines += [f"| {name} | {search} | {pct(s['wer'])} | {pct(s['cer'])} | {s['utterances']} |"
                   for search, s in scores if "wer" in s]
-    return lines + [""]
+    notes = []
+    for name, v in r.items():
+        if isinstance(v, dict) and v.get("train_command"):
+            notes += [f"- {name}: {v['epochs']} epochs on {v['train_utterances']:,} utterances, "
+                      f"{v['training_seconds'] / 60:.1f} min of training ({v['train_seconds'] / 60:.1f} min with "
+                      f"data preparation), best dev WER {pct(v['best_dev_wer'])}: `{v['train_command']}`"]
+        elif isinstance(v, dict) and "seconds" in v and "lm" in v:
+            same = "".join(f"; on the same {s['lm']['utterances']:,} utterances {c} scores {pct(s['greedy']['wer'])} "
+                           f"greedy, {pct(s['lm']['wer'])} with the LM"
+                           for c, s in v.get("models_on_these_utterances", {}).items())
+            notes += [f"- {name}: its packaged US English model and LM, default settings, "
+                      f"{v['seconds'] / 60:.1f} min in {v.get('jobs', 1)} process(es){same}: `{v['command']}`"]
+    return lines + ([""] + notes if notes else []) + [""]
 
 
 def ntm_section() -> list[str]:

@@ -17,6 +17,14 @@ def test_commands_name_the_configuration():
     assert "--no-lm" in dec["greedy"] and "--no-lm" not in dec["lm"]
 
 
+def test_recorded_commands_name_no_path_of_the_machine(tmp_path):
+    from benchmarks.paths import REPO
+
+    cmd = ["ds2cli", "decode", "--checkpoint", str(REPO / "exp" / "c.pt"), "--manifest", str(tmp_path / "a" / "t.jsonl")]
+    text = realspeech.recorded(cmd)
+    assert "--checkpoint exp/c.pt" in text and f"{tmp_path.name}/a/t.jsonl" in text and str(tmp_path) not in text
+
+
 def test_scratch_and_averaged_on_a_small_subset(speechocean_dir, noise_dir, tmp_path):
     _small_speechocean(speechocean_dir, tmp_path / "so", {"train": 5, "test": 1})
     sets = ["model.rnn_hidden=32", "model.conv=[{channels = 16, kernel = [1, 5], stride = [1, 3]}]",
