@@ -14,6 +14,7 @@ from pathlib import Path
 from ds2cli.audio import audio_info
 from ds2cli.errors import AudioError, DS2Error
 from ds2cli.fileio import write_json, write_text
+from ds2cli.lock import locks_folder
 from ds2cli.manifest import write_manifest
 from ds2cli.text import BpeTokenizer, CharTokenizer, normalize
 
@@ -134,19 +135,13 @@ def is_prepared(out_dir) -> bool:
     return (Path(out_dir) / DONE_MARKER).is_file()
 
 
-def prepare(corpus: str, corpus_dir, out_dir, **kwargs) -> PrepareReport:
+@locks_folder("prepare")
+def prepare(corpus: str, corpus_dir, out_dir, *, jobs: int = 1, seed: int = 0, units: str = "char",
+            vocab_size: int | None = None, stats_utterances: int = 500, force: bool = False,
+            quiet: bool = True, feature_config=None, **options) -> PrepareReport:
     """Prepare `corpus` into `out_dir`: manifests/<split>.jsonl, tokenizer.json, feature_stats.json,
     lm_text.txt (training transcripts, for the LM) and prepare_report.json. Re-running a finished
     preparation is a no-op unless `force`. One run at a time per `out_dir` (ds2cli.lock)."""
-    from ds2cli.lock import folder_lock
-
-    with folder_lock(out_dir, "prepare"):
-        return _prepare(corpus, corpus_dir, out_dir, **kwargs)
-
-
-def _prepare(corpus: str, corpus_dir, out_dir, *, jobs: int = 1, seed: int = 0, units: str = "char",
-             vocab_size: int | None = None, stats_utterances: int = 500, force: bool = False,
-             quiet: bool = True, feature_config=None, **options) -> PrepareReport:
     out_dir = Path(out_dir).resolve()  # manifests hold absolute paths
     if is_prepared(out_dir) and not force:
         return PrepareReport(**json.loads((out_dir / "prepare_report.json").read_text()))
@@ -158,8 +153,6 @@ def _prepare(corpus: str, corpus_dir, out_dir, *, jobs: int = 1, seed: int = 0, 
     if corpus_dir is not None and not Path(corpus_dir).is_dir():
         raise DS2Error(f"{corpus_dir}: corpus folder not found")
     accepted = inspect.signature(module.collect).parameters
-    if corpus_dir is None and "None" not in str(next(iter(accepted.values())).annotation):
-        raise DS2Error(f"{corpus}: needs its corpus folder (DATA_DIR, --data-dir or the recipe's data.data_dir)")
     if "quiet" in accepted:
         options["quiet"] = quiet
     unknown = sorted(set(options) - set(accepted))

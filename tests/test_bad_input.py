@@ -395,16 +395,6 @@ def test_bad_option_is_one_line_naming_it(tmp_path, tiny_checkpoint, args, words
 
 # ---------------------------------------------------------------- helpers for the output classes
 
-def flag(command: list[str], *names: str) -> str:
-    """The first of `names` that `ds2cli COMMAND` takes (so a renamed option breaks no case)."""
-    import click
-
-    cmd, ctx = main, click.Context(main)
-    for word in command:
-        cmd = cmd.get_command(ctx, word)
-    opts = {o for p in cmd.params for o in p.opts}
-    return next(n for n in names if n in opts)
-
 
 def ds2cli_process(args: list, cwd: Path, **kwargs):
     """`python -m ds2cli ARGS` as a separate process, with this checkout first on the path."""
@@ -430,7 +420,6 @@ def output_cases(tmp_path: Path, ckpt: Path, out: Path) -> dict[str, tuple[list,
     recipe.write_text(RECIPE.replace('corpus = "arctic"', 'corpus = "generic"\noptions = {dev_fraction = 0.0, '
                                      'test_fraction = 0.0}'), encoding="utf-8")
     manifest = exp / "manifests" / "train.jsonl"
-    prepare_out = flag(["prepare"], "--exp-dir", "--out")
     return {
         "decode --out": (["decode", "--manifest", manifest, "--checkpoint", ckpt, "--out", out / "hyp.jsonl"],
                          out / "hyp.jsonl"),
@@ -439,7 +428,7 @@ def output_cases(tmp_path: Path, ckpt: Path, out: Path) -> dict[str, tuple[list,
         "lm build --out": (["lm", "build", text, "--out", out / "lm"], out / "lm"),
         "ntm --out": (["ntm", "copy", "--steps", "2", "--checkpoint-every", "1", "--eval-len", "2",
                        "--eval-sequences", "1", "--out", out / "ntm"], out / "ntm"),
-        "prepare": (["prepare", "generic", corpus, prepare_out, out / "prep", "--quiet", "-o", "dev_fraction=0.0",
+        "prepare": (["prepare", "generic", corpus, "--exp-dir", out / "prep", "--quiet", "-o", "dev_fraction=0.0",
                      "-o", "test_fraction=0.0"], out / "prep"),
         "augment": (["augment", manifest, "--out-dir", out / "aug", "--quiet"], out / "aug"),
         "train": (["train", "--recipe", recipe, "--data-dir", corpus, "--exp-dir", out / "exp", "--json"], out / "exp"),
@@ -631,7 +620,7 @@ def test_written_files_honour_the_umask(tmp_path, umask, mode):
     try:
         assert_ok(run_cli(["train", "--recipe", write_recipe(tmp_path / "unit.toml"), "--exp-dir", exp, "--json"]))
         corpus = make_generic_corpus(tmp_path / "corpus", n=3)
-        assert_ok(run_cli(["prepare", "generic", corpus, flag(["prepare"], "--exp-dir", "--out"), tmp_path / "prep",
+        assert_ok(run_cli(["prepare", "generic", corpus, "--exp-dir", tmp_path / "prep",
                            "--quiet", "-o", "dev_fraction=0.0", "-o", "test_fraction=0.0"]))
     finally:
         os.umask(old)
