@@ -3,9 +3,11 @@ at the requested sample rate."""
 from __future__ import annotations
 
 import functools
+import io
 import os
 import re
 from dataclasses import dataclass
+
 import numpy as np
 import soundfile as sf
 
@@ -36,19 +38,13 @@ def audio_info(path, verify: bool = True) -> AudioInfo:
     try:
         with sf.SoundFile(str(path)) as f:
             info = AudioInfo(f.samplerate, f.frames, f.channels)
-            extra = f.extra_info
             if info.frames <= 0:
                 raise AudioError(f"{path}: empty audio (0 samples)")
             if info.frames < MIN_SECONDS * info.sample_rate:
                 raise AudioError(f"{path}: audio too short ({info.frames} samples; at least "
                                  f"{MIN_SECONDS * 1000:g} ms needed)")
             if verify:
-                if f.format == "OGG":
-                    _check_ogg_end(path)
-                short = _WAV_DATA_SHORT.search(extra)
-                if short and int(short.group(2)) < int(short.group(1)):
-                    raise AudioError(f"{path}: truncated audio (data chunk is {short.group(1)} bytes, "
-                                     f"the file holds {short.group(2)})")
+                _check_container(f, path)
                 try:
                     f.seek(info.frames - 1)
                     complete = len(f.read(1)) == 1
@@ -81,12 +77,7 @@ def read_audio(path, sample_rate: int = SAMPLE_RATE, offset: float = 0.0,
     try:
         with sf.SoundFile(str(path)) as f:
             native = f.samplerate
-            short = _WAV_DATA_SHORT.search(f.extra_info)
-            if short and int(short.group(2)) < int(short.group(1)):
-                raise AudioError(f"{path}: truncated audio (data chunk is {short.group(1)} bytes, "
-                                 f"the file holds {short.group(2)})")
-            if f.format == "OGG":
-                _check_ogg_end(path)
+            _check_container(f, path)
             start = int(round(offset * native))
             if f.frames == 0:
                 raise AudioError(f"{path}: empty audio (0 samples)")
@@ -135,13 +126,22 @@ def write_audio(path, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     """Write 16-bit PCM (WAV or FLAC by extension), atomically."""
     from ds2cli.fileio import atomic_path
 
-    import io
-
     fmt = "FLAC" if str(path).lower().endswith(".flac") else "WAV"
     buffer = io.BytesIO()  # encoded in memory: a full disk is then an OSError, not libsndfile's "System error."
     sf.write(buffer, np.clip(wave, -1.0, 1.0), sample_rate, subtype="PCM_16", format=fmt)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buffer.getvalue())
+
+
+def _check_container(f: sf.SoundFile, path) -> None:
+    """A truncated file that libsndfile would read without complaint: a WAV whose data chunk
+    promises more than the file holds, or an Ogg stream cut before its last page."""
+    short = _WAV_DATA_SHORT.search(f.extra_info)
+    if short and int(short.group(2)) < int(short.group(1)):
+        raise AudioError(f"{path}: truncated audio (data chunk is {short.group(1)} bytes, "
+                         f"the file holds {short.group(2)})")
+    if f.format == "OGG":
+        _check_ogg_end(path)
 
 
 def _check_ogg_end(path) -> None:
