@@ -8,9 +8,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
+import inspect
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ds2cli.errors import DS2Error
 from ds2cli.fileio import output_error, remove_stale_temps
@@ -72,6 +74,19 @@ def folder_lock(folder, command: str) -> Iterator[Path]:
                         folder.rmdir()
     finally:
         os.close(fd)  # releases the lock
+
+
+def locks_folder(command: str, param: str = "out_dir") -> Callable:
+    """Decorator: the function runs holding folder_lock on its `param` argument."""
+    def wrap(func):
+        signature = inspect.signature(func)
+
+        @functools.wraps(func)
+        def locked(*args, **kwargs):
+            with folder_lock(signature.bind(*args, **kwargs).arguments[param], command):
+                return func(*args, **kwargs)
+        return locked
+    return wrap
 
 
 def _holder(path: Path) -> str:

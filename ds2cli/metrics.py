@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ds2cli.errors import DS2Error
+from ds2cli.fileio import read_text_lines
 from ds2cli.text import normalize
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
@@ -121,8 +122,6 @@ def score_pairs(pairs: list[tuple[str, str, str]], language: str = "en") -> Scor
 
 def read_texts(path) -> dict[str, str]:
     """id -> text from JSON lines (keys `id` and `text`; `_meta` lines ignored) or `id text` lines."""
-    from ds2cli.fileio import read_text_lines
-
     path = Path(path)
     lines = read_text_lines(path)
     texts: dict[str, str] = {}

@@ -14,6 +14,7 @@ import torch
 from ds2cli.align.forced import (UNREADABLE, AlignmentError, Boundaries, TokenSpan, WordSpan, alignment_features,
                                  encode_transcript, frame_energy_db, spans_to_json, viterbi, word_spans)
 from ds2cli.errors import AudioError, DS2Error
+from ds2cli.lock import locks_folder
 from ds2cli.manifest import read_row_audio
 from ds2cli.progress import progress
 from ds2cli.text import normalize
@@ -222,19 +223,13 @@ def write_ctm(path, run: AlignRun) -> int:
     return len(lines)
 
 
-def align_to_dir(rows: list[dict], recognizer, out_dir, *args, **kwargs) -> dict:
+@locks_folder("align")
+def align_to_dir(rows: list[dict], recognizer, out_dir, flt=None, ctm: bool = True, tokens: bool = True,
+                 batch_size: int = 16, quiet: bool = True, boundaries: Boundaries = Boundaries(),
+                 manifest: str = "") -> dict:
     """Align manifest rows into `out_dir`: alignments.jsonl (+ words.ctm), and with a filter
     kept.jsonl and rejected.jsonl; summary.json holds the returned summary. One run at a time
     per `out_dir` (ds2cli.lock)."""
-    from ds2cli.lock import folder_lock
-
-    with folder_lock(out_dir, "align"):
-        return _align_to_dir(rows, recognizer, out_dir, *args, **kwargs)
-
-
-def _align_to_dir(rows: list[dict], recognizer, out_dir, flt=None, ctm: bool = True, tokens: bool = True,
-                  batch_size: int = 16, quiet: bool = True, boundaries: Boundaries = Boundaries(),
-                  manifest: str = "") -> dict:
     from pathlib import Path
 
     from ds2cli.fileio import write_json, write_jsonl

@@ -16,6 +16,7 @@ from ds2cli.audio import read_audio, write_audio
 from ds2cli.augment.pipeline import Pipeline
 from ds2cli.errors import AudioError, DS2Error
 from ds2cli.fileio import write_json
+from ds2cli.lock import locks_folder
 from ds2cli.manifest import read_manifest, write_manifest
 from ds2cli.progress import progress
 
@@ -54,19 +55,13 @@ def _hms(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.2f} h"
 
 
-def augment_manifest(manifest, out_dir, pipeline: Pipeline, **kwargs) -> AugmentReport:
+@locks_folder("augment")
+def augment_manifest(manifest, out_dir, pipeline: Pipeline, copies: int = 1, seed: int = 0,
+                     quiet: bool = True, force: bool = False) -> AugmentReport:
     """Write `copies` augmented versions of every readable row to out_dir/audio/*.wav and
     out_dir/manifest.jsonl; unreadable rows are skipped and counted. Re-running with the same
     settings is a no-op unless `force`. One run at a time per `out_dir` (ds2cli.lock); taking the
     lock removes the temporary files of a killed run."""
-    from ds2cli.lock import folder_lock
-
-    with folder_lock(out_dir, "augment"):
-        return _augment_manifest(manifest, out_dir, pipeline, **kwargs)
-
-
-def _augment_manifest(manifest, out_dir, pipeline: Pipeline, copies: int = 1, seed: int = 0,
-                      quiet: bool = True, force: bool = False) -> AugmentReport:
     if copies < 1:
         raise DS2Error(f"--copies must be at least 1, got {copies}")
     out_dir = Path(out_dir)

@@ -19,7 +19,8 @@ from pathlib import Path
 from ds2cli.decode.config import LMConfig
 from ds2cli.decode.lm import CHAR_SPACE, arpa_unigrams, read_meta
 from ds2cli.errors import DS2Error, OutputError
-from ds2cli.fileio import atomic_path, output_error, write_json, write_text
+from ds2cli.fileio import atomic_path, output_error, read_text_lines, write_json, write_text
+from ds2cli.lock import locks_folder
 from ds2cli.metrics import detect_language
 from ds2cli.text import normalize
 
@@ -60,8 +61,6 @@ def find_tool(name: str) -> str:
 def read_corpus(path, language: str | None, level: str) -> tuple[list[str], str, str]:
     """Normalised LM lines (units separated by spaces), the language and the level ('auto':
     characters for Mandarin, words otherwise)."""
-    from ds2cli.fileio import read_text_lines
-
     path = Path(path)
     raw = read_text_lines(path, "corpus file")
     language = language or detect_language(raw[:10000])
@@ -110,17 +109,11 @@ def _run(cmd: list[str], what: str, out: Path | None = None) -> None:
         raise DS2Error(f"{what}: {Path(cmd[0]).name} failed: {reason[:200]}")
 
 
-def build_lm(corpus, out_dir, config: LMConfig = LMConfig(), **kwargs) -> LMBuild:
+@locks_folder("lm build")
+def build_lm(corpus, out_dir, config: LMConfig = LMConfig(), *, language: str | None = None,
+             force: bool = False) -> LMBuild:
     """Build `out_dir`/lm.{arpa,bin,vocab,json} from a text corpus (one sentence per line).
     One build at a time per `out_dir` (ds2cli.lock)."""
-    from ds2cli.lock import folder_lock
-
-    with folder_lock(out_dir, "lm build"):
-        return _build_lm(corpus, out_dir, config, **kwargs)
-
-
-def _build_lm(corpus, out_dir, config: LMConfig, *, language: str | None = None,
-              force: bool = False) -> LMBuild:
     out = Path(out_dir)
     lmplz, build_binary = find_tool("lmplz"), find_tool("build_binary")
     lines, language, level = read_corpus(corpus, language, config.level)
