@@ -30,18 +30,19 @@ from benchmarks.paths import command_line, shown, stamped
 
 RESULTS = Path(__file__).resolve().parent / "results"
 OUT = RESULTS / "realspeech.json"
+RECIPE_ALPHA_BETA = (0.8, 1.0)  # recipes/speechocean.toml [decode], given explicitly: not the tuned values
 CONFIGS = ("scratch", "finetuned", "pooled", "averaged", "pocketsphinx")
 
 
 def train_command(config: str, exp_root: Path, data_dir: str, pretrained: str, pool_manifest: str,
-                  sets: list[str]) -> list[str]:
+                  sets: list[str], pool_weight: float = 1.0) -> list[str]:
     """The `ds2cli train` command of a trained configuration."""
     cmd = ["ds2cli", "train", "--recipe", "speechocean", "--data-dir", data_dir,
            "--exp-dir", str(exp_root / f"so-{config}"), "--quiet", "--json"]
     if config in ("finetuned", "pooled"):
         cmd += ["--init-from", pretrained]
     if config == "pooled":
-        cmd += ["--set", f'train.pool=[{{manifest = {json.dumps(pool_manifest)}, weight = 1.0}}]']
+        cmd += ["--set", f'train.pool=[{{manifest = {json.dumps(pool_manifest)}, weight = {pool_weight}}}]']
     for item in sets:
         cmd += ["--set", item]
     return cmd
@@ -50,7 +51,8 @@ def train_command(config: str, exp_root: Path, data_dir: str, pretrained: str, p
 def decode_commands(checkpoint: Path, manifest: Path, out_dir: Path) -> dict[str, list[str]]:
     base = ["ds2cli", "decode", "--checkpoint", str(checkpoint), "--manifest", str(manifest), "--quiet"]
     return {"greedy": base + ["--method", "greedy", "--no-lm", "--out", str(out_dir / "hyp_greedy.jsonl")],
-            "lm": base + ["--out", str(out_dir / "hyp_lm.jsonl")]}
+            "lm": base + ["--alpha", str(RECIPE_ALPHA_BETA[0]), "--beta", str(RECIPE_ALPHA_BETA[1]),
+                          "--out", str(out_dir / "hyp_lm.jsonl")]}
 
 
 def recorded(cmd: list[str]) -> str:
@@ -80,13 +82,25 @@ def score_file(hyp: Path, manifest: Path) -> dict:
     return {"wer": score.wer.rate, "cer": score.cer.rate, "utterances": len(refs)}
 
 
-def evaluate(checkpoint: Path, manifest: Path, out_dir: Path) -> dict:
+def evaluate(checkpoint: Path, manifest: Path, out_dir: Path, dev: Path | None = None) -> dict:
+    """Greedy and LM WER of a checkpoint on `manifest`; with `dev`, alpha and beta are first tuned on
+    it (the held-out train speakers) and the LM row is decoded with them (`lm_tuned`)."""
     result = {}
     for kind, cmd in decode_commands(checkpoint, manifest, out_dir).items():
         start = time.time()
         _ds2cli(cmd)
         result[kind] = {**score_file(Path(cmd[cmd.index("--out") + 1]), manifest), "command": recorded(cmd),
                         "seconds": round(time.time() - start, 1)}
+    if dev is not None:
+        tune = ["ds2cli", "decode", "--checkpoint", str(checkpoint), "--tune", "--manifest", str(dev), "--quiet",
+                "--json"]
+        tuned = json.loads(_ds2cli(tune))
+        cmd = decode_commands(checkpoint, manifest, out_dir)["lm"]
+        cmd = cmd[:cmd.index("--alpha")] + ["--out", str(out_dir / "hyp_lm_tuned.jsonl")]
+        _ds2cli(cmd)  # the decoder reads the experiment's tuned alpha and beta
+        result["lm_tuned"] = {**score_file(out_dir / "hyp_lm_tuned.jsonl", manifest), "command": recorded(cmd),
+                              "tune_command": recorded(tune), "alpha": tuned.get("alpha"), "beta": tuned.get("beta"),
+                              "dev_wer": tuned.get("wer")}
     return result
 
 
@@ -141,6 +155,16 @@ def run_pocketsphinx(manifest: Path, jobs: int = 1) -> dict:
             "seconds": round(time.time() - start, 1), "jobs": jobs, "examples": [list(p) for p in pairs[:3]]}
 
 
+def write_merged(out: Path, entries: dict) -> None:
+    """Update `out` with `entries`, re-read just before writing: configurations run by other
+    processes at the same time (one per core) keep their entries."""
+    from ds2cli.fileio import write_json
+
+    current = json.loads(out.read_text()) if out.is_file() else {}
+    current.pop("command", None)
+    write_json(out, stamped({**current, **entries}))
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
@@ -148,6 +172,8 @@ def main(argv=None) -> None:
     ap.add_argument("--data-dir", default="../shared/data/speechocean762")
     ap.add_argument("--pretrained", default="exp/tiny/checkpoints/best.pt")
     ap.add_argument("--pool-manifest", default="exp/tiny/manifests/train.jsonl")
+    ap.add_argument("--pool-weight", type=float, default=1.0,
+                    help="pooled: synthetic utterances per speechocean utterance in every epoch.")
     ap.add_argument("--average-last", type=int, default=5)
     ap.add_argument("--limit", type=int, default=0, help="Score N test utterances spread evenly over the split (0: all).")
     ap.add_argument("--jobs", type=int, default=1, help="pocketsphinx processes.")
@@ -182,9 +208,10 @@ def main(argv=None) -> None:
             manifest = limited_manifest(exp / "manifests" / "test.jsonl", args.limit, exp / "test_limited.jsonl")
             hyps = exp / f"avg-last-{args.average_last}"  # beside the hypotheses of the model it averages
             hyps.mkdir(exist_ok=True)
-            results[config] = {"of": source, "average_command": recorded(cmd), **evaluate(out, manifest, hyps)}
+            results[config] = {"of": source, "average_command": recorded(cmd), **evaluate(out, manifest, hyps, exp / "manifests" / "dev.jsonl")}
         else:
-            cmd = train_command(config, args.exp_root, args.data_dir, args.pretrained, args.pool_manifest, args.sets)
+            cmd = train_command(config, args.exp_root, args.data_dir, args.pretrained, args.pool_manifest, args.sets,
+                                args.pool_weight)
             start = time.time()
             report = json.loads(_ds2cli(cmd))
             exp = args.exp_root / f"so-{config}"
@@ -194,7 +221,7 @@ def main(argv=None) -> None:
                                "train_utterances": report.get("train_utterances"),
                                "best_dev_wer": report.get("best_dev_wer"), "best_dev_cer": report.get("best_dev_cer"),
                                "history": report.get("history"),
-                               **evaluate(exp / "checkpoints" / "best.pt", manifest, exp)}
+                               **evaluate(exp / "checkpoints" / "best.pt", manifest, exp, exp / "manifests" / "dev.jsonl")}
             if best is None or results[config]["lm"]["wer"] < results[best]["lm"]["wer"]:
                 best = config
         print(json.dumps({config: results[config]}, indent=1))
@@ -202,7 +229,7 @@ def main(argv=None) -> None:
         results["machine"] = {"python": sys.version.split()[0], "platform": platform.platform(),
                               "threads": os.cpu_count()}
         results.pop("command", None)  # the command of this run, not of the one that wrote the file first
-        args.out.write_text(json.dumps(stamped(results), indent=1) + "\n")
+        write_merged(args.out, {config: results[config], "machine": results["machine"]})
 
 
 if __name__ == "__main__":

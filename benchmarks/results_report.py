@@ -344,6 +344,9 @@ def augmentation_section() -> list[str]:
     return lines
 
 
+SEARCH_NAMES = {"greedy": "greedy", "lm": "LM, recipe alpha/beta", "lm_tuned": "LM, alpha/beta tuned on dev"}
+
+
 def realspeech_section() -> list[str]:
     lines = ["## Real speech", "",
              "Models of the `speechocean` recipe (trained from scratch, fine-tuned from the tiny model, pooled "
@@ -357,7 +360,8 @@ def realspeech_section() -> list[str]:
     for name, v in r.items():
         if not isinstance(v, dict):
             continue
-        scores = [(k, v[k]) for k in ("greedy", "lm") if isinstance(v.get(k), dict)] or [("its own", v)]
+        names = {"lm": "its packaged LM"} if name == "pocketsphinx" else SEARCH_NAMES
+        scores = [(names[k], v[k]) for k in names if isinstance(v.get(k), dict)] or [("its own", v)]
         lines += [f"| {name} | {search} | {pct(s['wer'])} | {pct(s['cer'])} | {s['utterances']} |"
                   for search, s in scores if "wer" in s]
     notes = []
@@ -366,7 +370,13 @@ def realspeech_section() -> list[str]:
             notes += [f"- {name}: {v['epochs']} epochs on {v['train_utterances']:,} utterances, "
                       f"{v['training_seconds'] / 60:.1f} min of training ({v['train_seconds'] / 60:.1f} min with "
                       f"data preparation), best dev WER {pct(v['best_dev_wer'])}: `{v['train_command']}`"]
-        elif isinstance(v, dict) and "seconds" in v and "lm" in v:
+        elif isinstance(v, dict) and v.get("average_command"):
+            notes += [f"- {name}: the last epochs of {v['of']} averaged: `{v['average_command']}`"]
+        if isinstance(v, dict) and isinstance(v.get("lm_tuned"), dict):
+            t = v["lm_tuned"]
+            notes += [f"  - {name} alpha {t['alpha']:g}, beta {t['beta']:g} tuned on the dev speakers "
+                      f"(dev WER {pct(t['dev_wer'])}): `{t['tune_command']}`"]
+        if name == "pocketsphinx" and isinstance(v, dict):
             same = "".join(f"; on the same {s['lm']['utterances']:,} utterances {c} scores {pct(s['greedy']['wer'])} "
                            f"greedy, {pct(s['lm']['wer'])} with the LM"
                            for c, s in v.get("models_on_these_utterances", {}).items())
